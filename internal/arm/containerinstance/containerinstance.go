@@ -1,0 +1,262 @@
+// Package containerinstance is the ARM surface of
+// Microsoft.ContainerInstance: routes, wire shapes and the translation
+// between them and the container-group service (package aci).
+package containerinstance
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/aci"
+	"github.com/berth-dev/berth/internal/apierr"
+	"github.com/berth-dev/berth/internal/arm"
+	"github.com/berth-dev/berth/internal/operation"
+)
+
+const resourceType = "Microsoft.ContainerInstance/containerGroups"
+
+// Versions are the api-versions berth serves for container groups: every
+// published stable and preview version from 2021-03-01 on.
+var Versions = &arm.Versions{Namespace: "Microsoft.ContainerInstance", Type: "containerGroups", List: []string{
+	"2021-03-01", "2021-07-01", "2021-09-01", "2021-10-01", "2022-09-01", "2022-10-01-preview",
+	"2023-02-01-preview", "2023-05-01", "2024-05-01-preview", "2024-09-01-preview", "2024-10-01-preview",
+	"2024-11-01-preview", "2025-09-01", "2026-05-01", "2026-06-01-preview",
+}}
+
+// operationVersions adds 2018-06-01, the version of ACI's own
+// operation-status URLs.
+var operationVersions = &arm.Versions{Namespace: Versions.Namespace, Type: "locations/operations",
+	List: append([]string{"2018-06-01"}, Versions.List...)}
+
+// API serves container groups.
+type API struct {
+	ARM     *arm.Server
+	Service *aci.Service
+}
+
+// Register adds the routes to the ARM server.
+func (a *API) Register() {
+	const cg = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerInstance/containerGroups"
+	a.ARM.Handle(
+		arm.Route{Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.ContainerInstance/containerGroups", Versions: Versions,
+			Methods: map[string]arm.HandlerFunc{"GET": a.listSubscription}},
+		arm.Route{Pattern: cg, Versions: Versions, Methods: map[string]arm.HandlerFunc{"GET": a.listGroup}},
+		arm.Route{Pattern: cg + "/{containerGroupName}", Versions: Versions, Methods: map[string]arm.HandlerFunc{
+			"PUT": a.put, "GET": a.get, "PATCH": a.patch, "DELETE": a.delete}},
+		arm.Route{Pattern: cg + "/{containerGroupName}/containers/{containerName}/logs", Versions: Versions,
+			Methods: map[string]arm.HandlerFunc{"GET": a.logs}},
+		arm.Route{Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.ContainerInstance/locations/{location}/operations/{operationId}",
+			Versions: operationVersions, Methods: map[string]arm.HandlerFunc{"GET": a.operation}},
+	)
+}
+
+func ids(r *arm.Request) (sub, rg, name string) {
+	return r.Param("subscriptionId"), r.Param("resourceGroupName"), r.Param("containerGroupName")
+}
+
+func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
+	sub, rg, name := ids(r)
+	var in putGroup
+	if err := arm.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	g, err := toDomain(&in, r.APIVersion)
+	if err != nil {
+		return err
+	}
+	g.Subscription, g.ResourceGroup, g.Name = sub, rg, name
+	g, created, op, err := a.Service.CreateOrUpdate(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	loc := strings.ToLower(strings.ReplaceAll(g.Location, " ", ""))
+	w.Header().Set("Azure-AsyncOperation", r.Base+"/subscriptions/"+sub+"/providers/Microsoft.ContainerInstance/locations/"+loc+
+		"/operations/"+op.ID+"?api-version=2018-06-01")
+	a.ARM.SetRetryAfter(w)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return arm.WriteJSON(w, status, toWire(&aci.View{Group: g}, false))
+}
+
+func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
+	sub, rg, name := ids(r)
+	v, err := a.Service.View(r.Context(), sub, rg, name)
+	if err != nil {
+		return err
+	}
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+}
+
+func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
+	var in struct {
+		Tags map[string]string `json:"tags"`
+	}
+	if err := arm.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	sub, rg, name := ids(r)
+	if err := a.Service.SetTags(r.Context(), sub, rg, name, in.Tags); err != nil {
+		return err
+	}
+	v, err := a.Service.View(r.Context(), sub, rg, name)
+	if err != nil {
+		return err
+	}
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+}
+
+func (a *API) delete(w http.ResponseWriter, r *arm.Request) error {
+	sub, rg, name := ids(r)
+	v, err := a.Service.Delete(r.Context(), sub, rg, name)
+	if apierr.Is(err, apierr.NotFound) && apierr.As(err).Code == "ResourceNotFound" {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+}
+
+func (a *API) listGroup(w http.ResponseWriter, r *arm.Request) error {
+	return a.list(w, r, r.Param("resourceGroupName"))
+}
+
+func (a *API) listSubscription(w http.ResponseWriter, r *arm.Request) error {
+	return a.list(w, r, "")
+}
+
+func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
+	gs, err := a.Service.List(r.Context(), r.Param("subscriptionId"), rg)
+	if err != nil {
+		return err
+	}
+	out := listResult{Value: []containerGroup{}}
+	for _, g := range gs {
+		out.Value = append(out.Value, toWire(&aci.View{Group: g}, false))
+	}
+	return arm.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) logs(w http.ResponseWriter, r *arm.Request) error {
+	sub, rg, name := ids(r)
+	tail := 0
+	if t := r.URL.Query().Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return apierr.New(apierr.Invalid, "InvalidTailValue", "The 'tail' value '%s' is invalid. It must be a non-negative integer.", t)
+		}
+		tail = n
+	}
+	content, err := a.Service.Logs(r.Context(), sub, rg, name, r.Param("containerName"), tail)
+	if err != nil {
+		return err
+	}
+	return arm.WriteJSON(w, http.StatusOK, logs{Content: content})
+}
+
+func (a *API) operation(w http.ResponseWriter, r *arm.Request) error {
+	op, err := a.ARM.Operations.Get(r.Context(), r.Param("operationId"))
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(strings.ToLower(op.ResourceID), "/subscriptions/"+strings.ToLower(r.Param("subscriptionId"))+"/") {
+		return apierr.New(apierr.NotFound, "OperationNotFound", "The operation '%s' could not be found.", op.ID)
+	}
+	st := operationStatus{ID: op.ResourceID, Name: op.ID, StartTime: azTime(op.StartTime), Properties: map[string]any{"events": []any{}}}
+	switch op.Status {
+	case operation.InProgress:
+		st.Status = "Pending"
+		a.ARM.SetRetryAfter(w)
+	case operation.Succeeded:
+		st.Status = "Succeeded"
+	default:
+		st.Status = string(op.Status)
+		st.Error = map[string]string{"code": op.ErrorCode, "message": op.ErrorMsg}
+	}
+	if !op.EndTime.IsZero() {
+		st.EndTime = timePtr(op.EndTime)
+	}
+	return arm.WriteJSON(w, http.StatusOK, st)
+}
+
+// toWire renders a group; withView adds the instanceView (GET, not list).
+func toWire(v *aci.View, withView bool) containerGroup {
+	g := v.Group
+	out := containerGroup{
+		ID: g.ID(), Name: g.Name, Type: resourceType, Location: g.Location, Tags: g.Tags, Zones: g.Zones,
+		Properties: groupProperties{
+			SKU: g.SKU, ProvisioningState: g.ProvisioningState, Containers: []container{}, InitContainers: []any{},
+			RestartPolicy: g.RestartPolicy, OSType: g.OSType, Priority: g.Priority,
+		},
+	}
+	for _, c := range g.Containers {
+		wc := container{Name: c.Name, Properties: containerProperties{
+			Image: c.Image, Command: c.Command, Ports: []containerPort{}, EnvironmentVariables: []envVar{},
+			Resources: resourceRequirements{Requests: resources{CPU: c.Requests.CPU, MemoryInGB: c.Requests.MemoryGB}},
+		}}
+		if wc.Properties.Command == nil {
+			wc.Properties.Command = []string{}
+		}
+		if c.Limits != nil {
+			wc.Properties.Resources.Limits = &resources{CPU: c.Limits.CPU, MemoryInGB: c.Limits.MemoryGB}
+		}
+		for _, p := range c.Ports {
+			wc.Properties.Ports = append(wc.Properties.Ports, containerPort{Port: p.Port, Protocol: p.Protocol})
+		}
+		for _, e := range c.Env {
+			we := envVar{Name: e.Name}
+			if !e.Secure {
+				val := e.Value
+				we.Value = &val
+			}
+			wc.Properties.EnvironmentVariables = append(wc.Properties.EnvironmentVariables, we)
+		}
+		if withView && v.Containers != nil {
+			if cv := v.Containers[c.Name]; cv != nil {
+				wc.Properties.InstanceView = containerView(cv)
+			}
+		}
+		out.Properties.Containers = append(out.Properties.Containers, wc)
+	}
+	for _, rc := range g.RegistryCredentials {
+		out.Properties.ImageRegistryCredentials = append(out.Properties.ImageRegistryCredentials, registryCred{Server: rc.Server, Username: rc.Username})
+	}
+	if ip := g.IPAddress; ip != nil {
+		wip := &ipAddress{Type: ip.Type, IP: g.IP, DNSNameLabel: ip.DNSNameLabel, Ports: []port{}}
+		for _, p := range ip.Ports {
+			wip.Ports = append(wip.Ports, port{Port: p.Port, Protocol: p.Protocol})
+		}
+		if ip.DNSNameLabel != "" {
+			wip.Fqdn = ip.DNSNameLabel + "." + strings.ToLower(strings.ReplaceAll(g.Location, " ", "")) + ".azurecontainer.io"
+		}
+		out.Properties.IPAddress = wip
+	}
+	if withView && v.State != "" {
+		out.Properties.InstanceView = &groupInstanceView{Events: wireEvents(v.Events), State: v.State}
+	}
+	return out
+}
+
+func containerView(cv *aci.ContainerView) *containerInstanceView {
+	out := &containerInstanceView{RestartCount: cv.RestartCount, CurrentState: wireState(&cv.CurrentState), Events: wireEvents(cv.Events)}
+	if cv.PreviousState != nil {
+		out.PreviousState = wireState(cv.PreviousState)
+	}
+	return out
+}
+
+func wireState(s *aci.ContainerState) *containerState {
+	return &containerState{State: s.State, StartTime: timePtr(s.StartTime), ExitCode: s.ExitCode, FinishTime: timePtr(s.FinishTime), DetailStatus: s.DetailStatus}
+}
+
+func wireEvents(evs []aci.Event) []event {
+	out := []event{}
+	for _, e := range evs {
+		out = append(out, event{Count: e.Count, FirstTimestamp: azTime(e.FirstTimestamp), LastTimestamp: azTime(e.LastTimestamp), Name: e.Name, Message: e.Message, Type: e.Type})
+	}
+	return out
+}
