@@ -1,0 +1,216 @@
+// Package datadir owns the layout of berth's data directory and the
+// first-start bootstrap that both `berth serve` and `berth env` run: it
+// creates the directory, berth's CA and server certificate, the CA bundle
+// for clients, and config.json (the addresses berth serves on, which `berth
+// env` reads without touching the database the server holds open).
+//
+// Layout:
+//
+//	<dir>/
+//	├── config.json        addresses: ARM endpoint, default registry login server
+//	├── lock               flock held while bootstrapping
+//	├── ca-bundle.pem      system roots + berth CA (SSL_CERT_FILE, REQUESTS_CA_BUNDLE)
+//	├── pki/               CA and server certificate (package pki)
+//	├── identity/          token signing keys (package identity)
+//	├── state.db           the state store (bbolt, package store/bolt)
+//	├── registries/<name>/ registry content (package blob/fs)
+//	└── runtime/           containerd root/state/socket, netns, CNI, logs (runtime/containerd)
+package datadir
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/pki"
+)
+
+// DefaultAddr is where berth serves ARM and the token service by default.
+const DefaultAddr = "127.0.0.1:7443"
+
+// DefaultRegistryName is the name of the registry every berth starts with.
+const DefaultRegistryName = "berth"
+
+// Config is config.json.
+type Config struct {
+	// Addr is the host:port of the ARM endpoint and token service.
+	Addr string `json:"addr"`
+	// Registries maps registry name to login server (host:port). Ports are
+	// allocated once and stay stable across restarts.
+	Registries map[string]string `json:"registries"`
+}
+
+// Dir is an opened data directory.
+type Dir struct {
+	Path   string
+	Config Config
+	PKI    *pki.PKI
+}
+
+// Default returns the default data directory: $BERTH_DATA_DIR, else
+// /var/lib/berth for root, else ~/.local/share/berth.
+func Default() string {
+	if d := os.Getenv("BERTH_DATA_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/berth"
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "berth")
+}
+
+// Paths inside the directory.
+func (d *Dir) StatePath() string           { return filepath.Join(d.Path, "state.db") }
+func (d *Dir) IdentityDir() string         { return filepath.Join(d.Path, "identity") }
+func (d *Dir) RuntimeDir() string          { return filepath.Join(d.Path, "runtime") }
+func (d *Dir) BundlePath() string          { return filepath.Join(d.Path, "ca-bundle.pem") }
+func (d *Dir) RegistryDir(n string) string { return filepath.Join(d.Path, "registries", n) }
+
+// Open bootstraps (if needed) and opens the data directory. addr, when not
+// empty, replaces the stored ARM address.
+func Open(path, addr string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(path, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+
+	d := &Dir{Path: path}
+	cfgPath := filepath.Join(path, "config.json")
+	b, err := os.ReadFile(cfgPath)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &d.Config); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfgPath, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, err
+	}
+	changed := false
+	if addr != "" && addr != d.Config.Addr {
+		d.Config.Addr, changed = addr, true
+	}
+	if d.Config.Addr == "" {
+		d.Config.Addr, changed = DefaultAddr, true
+	}
+	if d.Config.Registries == nil {
+		d.Config.Registries = map[string]string{}
+	}
+	if _, ok := d.Config.Registries[DefaultRegistryName]; !ok {
+		host, port, err := net.SplitHostPort(d.Config.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("address %q: %w", d.Config.Addr, err)
+		}
+		p, _ := strconv.Atoi(port)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		d.Config.Registries[DefaultRegistryName] = net.JoinHostPort(host, strconv.Itoa(p+1))
+		changed = true
+	}
+	if changed {
+		b, _ := json.MarshalIndent(d.Config, "", "  ")
+		if err := writeAtomic(cfgPath, append(b, '\n'), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	hosts := []string{d.Config.Addr}
+	for _, ls := range d.Config.Registries {
+		hosts = append(hosts, ls)
+	}
+	if d.PKI, err = pki.LoadOrCreate(filepath.Join(path, "pki"), hosts, nil); err != nil {
+		return nil, err
+	}
+	if err := d.PKI.WriteBundle(d.BundlePath()); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// LoadOrCreateRSAKey returns the RSA key in the PEM file at path, creating a
+// 2048-bit key there (atomically, mode 0600) if there is none.
+func LoadOrCreateRSAKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s: no PEM block", path)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an RSA key", path)
+		}
+		return rk, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return k, writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/apierr"
+	"github.com/berth-dev/berth/internal/arm"
+	"github.com/berth-dev/berth/internal/identity"
+)
+
+// armAuth authenticates ARM requests with tokens from berth's token service.
+type armAuth struct{ ids *identity.Service }
+
+func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+	}
+	c, err := a.ids.Verify(strings.TrimSpace(tok), identity.AudienceARM, identity.AudienceARMAlt)
+	switch {
+	case err == nil:
+		return arm.Principal{TenantID: c.TenantID, ObjectID: c.ObjectID, ClientID: c.AppID}, nil
+	case errors.Is(err, identity.ErrTokenExpired):
+		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.")
+	case errors.Is(err, identity.ErrWrongAudience):
+		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
+	default:
+		return arm.Principal{}, &apierr.Error{Class: apierr.Unauthenticated, Code: "InvalidAuthenticationToken", Message: "The access token is invalid.", Err: err}
+	}
+}

@@ -1,0 +1,228 @@
+// Package server assembles berth: it opens the data directory and state
+// store, builds the token service, the registries, the runtime and the ARM
+// front door, serves them over TLS, and shuts them down cleanly.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-dev/berth/internal/aci"
+	"github.com/berth-dev/berth/internal/apierr"
+	"github.com/berth-dev/berth/internal/arm"
+	"github.com/berth-dev/berth/internal/arm/containerinstance"
+	blobfs "github.com/berth-dev/berth/internal/blob/fs"
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/datadir"
+	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/operation"
+	"github.com/berth-dev/berth/internal/registry"
+	"github.com/berth-dev/berth/internal/resources"
+	"github.com/berth-dev/berth/internal/runtime/containerd"
+	"github.com/berth-dev/berth/internal/store/bolt"
+)
+
+// DefaultSubscriptionID is the subscription every berth starts with.
+const DefaultSubscriptionID = "be127000-0000-4000-8000-000000000002"
+
+// Options configure Run.
+type Options struct {
+	DataDir          string
+	Addr             string // empty: what the data directory last used, else datadir.DefaultAddr
+	ContainerdSocket string // empty: start berth's own containerd
+	Log              *slog.Logger
+	// Ready, if set, is called once every part is serving.
+	Ready func()
+}
+
+// Run serves until ctx is done, then shuts down: listeners close, in-flight
+// requests finish, the runtime stops watching (containers keep running and
+// are re-adopted on the next start), the store closes.
+func Run(ctx context.Context, o Options) (err error) {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	dir, err := datadir.Open(o.DataDir, o.Addr)
+	if err != nil {
+		return err
+	}
+	clk := clock.Real{}
+
+	// Listen first so clients polling /_berth/health get 503 until ready.
+	var ready atomic.Bool
+	front := &frontDoor{ready: &ready}
+	mainLn, err := listenTLS(dir.Config.Addr, dir.PKI.TLSConfig())
+	if err != nil {
+		return err
+	}
+	var servers []*http.Server
+	errc := make(chan error, 4)
+	serveOn := func(ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	serveOn(mainLn, front)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+	}()
+
+	st, err := bolt.Open(dir.StatePath())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	hosts := aliases(dir.Config.Addr)
+	ids, err := identity.New(identity.Config{Store: st, KeyDir: dir.IdentityDir(), Clock: clk, IssuerHosts: hosts})
+	if err != nil {
+		return err
+	}
+	res := &resources.Service{Store: st, Clock: clk}
+	if err := res.EnsureSubscription(ctx, resources.Subscription{
+		ID: DefaultSubscriptionID, TenantID: identity.DefaultTenantID, DisplayName: "berth", State: "Enabled",
+	}); err != nil {
+		return err
+	}
+
+	// Registries: one TLS listener per registry, on its stable login server.
+	regKey, err := datadir.LoadOrCreateRSAKey(filepath.Join(dir.Path, "registries", "token-signing-key.pem"))
+	if err != nil {
+		return err
+	}
+	for name, login := range dir.Config.Registries {
+		blobs, err := blobfs.New(dir.RegistryDir(name))
+		if err != nil {
+			return err
+		}
+		reg, err := registry.New(registry.Config{
+			Name: name, LoginServer: login, Blobs: blobs, Store: st, Auth: registryAuth{ids},
+			SigningKey: regKey, KeyID: "berth-registry", Clock: clk, Logger: log.With("registry", name),
+		})
+		if err != nil {
+			return err
+		}
+		ln, err := listenTLS(login, dir.PKI.TLSConfig())
+		if err != nil {
+			return fmt.Errorf("registry %s: %w", name, err)
+		}
+		serveOn(ln, reg.Handler())
+	}
+
+	rt, err := containerd.New(ctx, containerd.Config{
+		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
+	})
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	defer rt.Close()
+
+	ops := &operation.Tracker{Store: st, Clock: clk}
+	armSrv := &arm.Server{
+		Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
+		RetryAfter: 250 * time.Millisecond,
+		Metadata: func(base string) any {
+			return cloudMetadata(base, dir.Config.Registries[datadir.DefaultRegistryName])
+		},
+	}
+	armSrv.HandleCore()
+	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci")}
+	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	defer svc.Close()
+	// Settle operations a previous run left in progress that nobody resumed.
+	if pending, err := ops.InProgress(ctx); err == nil {
+		for _, op := range pending {
+			if !strings.HasSuffix(op.Kind, "containerGroups/write") {
+				_ = ops.Finish(ctx, op.ID, apierr.New(apierr.Internal, "OperationInterrupted", "berth restarted while the operation was running; please retry."))
+			}
+		}
+	}
+
+	front.identity = ids
+	front.arm = armSrv
+	ready.Store(true)
+	log.Info("berth is ready", "arm", "https://"+dir.Config.Addr, "registry", dir.Config.Registries[datadir.DefaultRegistryName], "data", dir.Path)
+	if o.Ready != nil {
+		o.Ready()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func listenTLS(addr string, cfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return tls.NewListener(ln, cfg), nil
+}
+
+// aliases lists the host:port forms a loopback address is reachable by.
+func aliases(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{addr}
+	}
+	out := []string{addr}
+	switch host {
+	case "127.0.0.1", "localhost", "::1", "", "0.0.0.0", "::":
+		out = append(out, "127.0.0.1:"+port, "localhost:"+port, "[::1]:"+port)
+	}
+	return out
+}
+
+// frontDoor routes the main listener: health, token service, then ARM.
+type frontDoor struct {
+	ready    *atomic.Bool
+	identity *identity.Service
+	arm      *arm.Server
+}
+
+func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_berth/health" {
+		w.Header().Set("Content-Type", "application/json")
+		if !f.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"starting"}`)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ok"}`)
+		return
+	}
+	if !f.ready.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "berth is starting", http.StatusServiceUnavailable)
+		return
+	}
+	if f.identity.Match(r.URL.Path) {
+		f.identity.ServeHTTP(w, r)
+		return
+	}
+	f.arm.ServeHTTP(w, r)
+}

@@ -1,0 +1,194 @@
+// Package e2e drives a real berth binary with the official Azure SDK for Go
+// and a real registry client, as a user would: build berth, `berth serve`,
+// `eval "$(berth env)"`, push an image, create container groups, talk to
+// them, restart berth, delete them. It needs root and containerd (CI has
+// both); it never skips.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	berthBin  string
+	buildErr  error
+)
+
+// binary builds cmd/berth once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		berthBin = filepath.Join(dir, "berth")
+		out, err := exec.Command("go", "build", "-o", berthBin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return berthBin
+}
+
+// berth is one running `berth serve`.
+type berth struct {
+	t       *testing.T
+	dataDir string
+	addr    string
+	cmd     *exec.Cmd
+	logPath string
+	env     map[string]string
+	client  *http.Client
+}
+
+// freeAddr finds a loopback port p with p+1 also free (berth's default
+// registry listens on the next port).
+func freeAddr(t *testing.T) string {
+	for i := 0; i < 50; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		ln.Close()
+		if err == nil {
+			ln2.Close()
+			return "127.0.0.1:" + strconv.Itoa(port)
+		}
+	}
+	t.Fatal("no free port pair")
+	return ""
+}
+
+// startBerth starts berth serve on a fresh data dir and waits for health.
+func startBerth(t *testing.T) *berth {
+	b := &berth{t: t, dataDir: t.TempDir(), addr: freeAddr(t)}
+	b.start()
+	t.Cleanup(func() { b.stop() })
+	return b
+}
+
+func (b *berth) start() {
+	t := b.t
+	t.Helper()
+	b.logPath = filepath.Join(b.dataDir, fmt.Sprintf("berth-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(b.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cmd = exec.Command(binary(t), "serve", "--addr", b.addr, "--data-dir", b.dataDir, "--log-level", "debug")
+	b.cmd.Stdout, b.cmd.Stderr = logf, logf
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	b.loadEnv()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := b.client.Get("https://" + b.addr + "/_berth/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if b.cmd.ProcessState != nil || time.Now().After(deadline) {
+			b.dumpLog()
+			t.Fatalf("berth did not become healthy: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (b *berth) stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- b.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.t.Errorf("berth exited with %v", err)
+			b.dumpLog()
+		}
+	case <-time.After(60 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-done
+		b.t.Errorf("berth did not stop on SIGTERM within 60s")
+		b.dumpLog()
+	}
+	b.cmd = nil
+}
+
+func (b *berth) dumpLog() {
+	out, _ := os.ReadFile(b.logPath)
+	if len(out) > 20000 {
+		out = out[len(out)-20000:]
+	}
+	b.t.Logf("berth log:\n%s", out)
+}
+
+// loadEnv runs `berth env` and keeps its exports, as `eval` would.
+func (b *berth) loadEnv() {
+	t := b.t
+	out, err := exec.Command(binary(t), "env", "--data-dir", b.dataDir).Output()
+	if err != nil {
+		t.Fatalf("berth env: %v", err)
+	}
+	b.env = map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "export ")
+		if !ok {
+			t.Fatalf("berth env printed %q", sc.Text())
+		}
+		k, v, _ := strings.Cut(line, "=")
+		b.env[k] = strings.Trim(v, "'")
+	}
+	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID",
+		"AZURE_AUTHORITY_HOST", "BERTH_ENDPOINT", "BERTH_REGISTRY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"} {
+		if b.env[k] == "" {
+			t.Fatalf("berth env did not export %s:\n%s", k, out)
+		}
+	}
+	pem, err := os.ReadFile(b.env["SSL_CERT_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("SSL_CERT_FILE has no certificates")
+	}
+	b.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
