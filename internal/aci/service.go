@@ -47,7 +47,6 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*flight // by group key
-	byRT     map[string]string  // runtime id → group key
 	stop     func()
 	wg       sync.WaitGroup
 }
@@ -65,7 +64,6 @@ func key(sub, rg, name string) string {
 // delete hook and re-adopts every stored group (berth restarted). Call once.
 func (s *Service) Start(ctx context.Context) error {
 	s.inflight = map[string]*flight{}
-	s.byRT = map[string]string{}
 	events, cancel := s.Runtime.Subscribe()
 	s.stop = cancel
 	s.wg.Add(1)
@@ -80,9 +78,6 @@ func (s *Service) Start(ctx context.Context) error {
 	groups, err := s.list(ctx, "")
 	if err != nil {
 		return err
-	}
-	for _, g := range groups {
-		s.byRT[g.RuntimeID] = key(g.Subscription, g.ResourceGroup, g.Name)
 	}
 	ops, err := s.Operations.InProgress(ctx)
 	if err != nil {
@@ -179,9 +174,6 @@ func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*Group, bool, *
 	if err := s.put(ctx, g); err != nil {
 		return nil, false, nil, err
 	}
-	s.mu.Lock()
-	s.byRT[g.RuntimeID] = k
-	s.mu.Unlock()
 	var oldRT string
 	if !created {
 		oldRT = old.RuntimeID
@@ -472,9 +464,6 @@ func (s *Service) remove(ctx context.Context, g *Group) error {
 		return fmt.Errorf("delete runtime group: %w", err)
 	}
 	s.dropEvents(ctx, g.RuntimeID)
-	s.mu.Lock()
-	delete(s.byRT, g.RuntimeID)
-	s.mu.Unlock()
 	return s.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(tableGroups, k) })
 }
 

@@ -1,0 +1,256 @@
+package aci
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/apierr"
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/operation"
+	"github.com/berth-dev/berth/internal/resources"
+	"github.com/berth-dev/berth/internal/runtime/fake"
+	"github.com/berth-dev/berth/internal/store"
+	"github.com/berth-dev/berth/internal/store/memory"
+)
+
+type env struct {
+	st  store.Store
+	rt  *fake.Runtime
+	res *resources.Service
+	ops *operation.Tracker
+	svc *Service
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{st: memory.New(), rt: fake.New(fake.Options{})}
+	e.start(t)
+	ctx := context.Background()
+	if err := e.res.EnsureSubscription(ctx, resources.Subscription{ID: "sub", TenantID: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.res.CreateOrUpdate(ctx, resources.ResourceGroup{Subscription: "sub", Name: "rg", Location: "westus"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// start builds a Service over the env's store and runtime, as a berth
+// (re)start does.
+func (e *env) start(t *testing.T) {
+	clk := clock.Real{}
+	e.res = &resources.Service{Store: e.st, Clock: clk}
+	e.ops = &operation.Tracker{Store: e.st, Clock: clk}
+	e.svc = &Service{Store: e.st, Runtime: e.rt, Resources: e.res, Operations: e.ops, Clock: clk}
+	if err := e.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.svc.Close)
+}
+
+func group(name, policy string, cmd ...string) *Group {
+	return &Group{Subscription: "sub", ResourceGroup: "rg", Name: name, Location: "westus", OSType: "Linux", RestartPolicy: policy,
+		Containers: []Container{{Name: "c", Image: "reg/app:v1", Command: cmd, Requests: Resources{CPU: 1, MemoryGB: 1},
+			Ports: []Port{{Port: 80}}}},
+		IPAddress: &IPAddress{Type: "Public", Ports: []Port{{Port: 80, Protocol: "TCP"}}}}
+}
+
+// waitOp waits for an operation to finish and returns it.
+func (e *env) waitOp(t *testing.T, id string) *operation.Operation {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		op, err := e.ops.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op.Done() {
+			return op
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("operation did not finish")
+	return nil
+}
+
+func (e *env) waitState(t *testing.T, name, want string) *View {
+	t.Helper()
+	var v *View
+	for i := 0; i < 500; i++ {
+		var err error
+		if v, err = e.svc.View(context.Background(), "sub", "rg", name); err != nil {
+			t.Fatal(err)
+		}
+		if v.State == want {
+			return v
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("group %s state %s, want %s", name, v.State, want)
+	return nil
+}
+
+func TestCreateRunDelete(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	g, created, op, err := e.svc.CreateOrUpdate(ctx, group("web", "Always"))
+	if err != nil || !created || g.ProvisioningState != Pending {
+		t.Fatalf("create: %v %v %+v", err, created, g)
+	}
+	if got := e.waitOp(t, op.ID); got.Status != operation.Succeeded {
+		t.Fatalf("op %+v", got)
+	}
+	v := e.waitState(t, "web", "Running")
+	if v.ProvisioningState != Succeeded || v.IP == "" || v.Containers["c"].CurrentState.State != "Running" {
+		t.Fatalf("view %+v", v)
+	}
+	var names []string
+	for _, ev := range v.Containers["c"].Events {
+		names = append(names, ev.Name)
+	}
+	if strings.Join(names, ",") != "Pulling,Pulled,Started" {
+		t.Fatalf("events %v", names)
+	}
+	list, err := e.svc.List(ctx, "sub", "")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list %v %v", list, err)
+	}
+	if _, err := e.svc.Delete(ctx, "sub", "rg", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.View(ctx, "sub", "rg", "web"); apierr.As(err).Code != "ResourceNotFound" {
+		t.Fatalf("after delete: %v", err)
+	}
+	if _, err := e.rt.Status(ctx, g.RuntimeID); err == nil {
+		t.Fatal("runtime group survived delete")
+	}
+}
+
+func TestNeverPolicyExitsAndLogs(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	g := group("job", "Never", "echo", "FOO", "BAR")
+	g.IPAddress = nil
+	if _, _, _, err := e.svc.CreateOrUpdate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	v := e.waitState(t, "job", "Succeeded")
+	cs := v.Containers["c"].CurrentState
+	if cs.State != "Terminated" || cs.ExitCode == nil || *cs.ExitCode != 0 {
+		t.Fatalf("state %+v", cs)
+	}
+	logs, err := e.svc.Logs(ctx, "sub", "rg", "job", "c", 1)
+	if err != nil || !strings.Contains(logs, "FOO BAR") {
+		t.Fatalf("logs %q %v", logs, err)
+	}
+	if _, err := e.svc.Logs(ctx, "sub", "rg", "job", "nope", 0); apierr.As(err).Code != "ContainerNotFound" {
+		t.Fatalf("logs of unknown container: %v", err)
+	}
+	g2 := group("fail", "Never", "exit", "3")
+	g2.IPAddress = nil
+	if _, _, _, err := e.svc.CreateOrUpdate(ctx, g2); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, "fail", "Failed")
+}
+
+func TestPullFailure(t *testing.T) {
+	e := newEnv(t)
+	g := group("bad", "Always")
+	g.Containers[0].Image = "reg/notfound:v1"
+	_, _, op, err := e.svc.CreateOrUpdate(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitOp(t, op.ID)
+	if got.Status != operation.Failed || got.ErrorCode != "InaccessibleImage" || !strings.Contains(got.ErrorMsg, "reg/notfound:v1") {
+		t.Fatalf("op %+v", got)
+	}
+	v, err := e.svc.View(context.Background(), "sub", "rg", "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ProvisioningState != Failed || v.State != "Pending" {
+		t.Fatalf("view %+v", v)
+	}
+	var warned bool
+	for _, ev := range v.Containers["c"].Events {
+		warned = warned || (ev.Name == "Failed" && ev.Type == "Warning")
+	}
+	if !warned {
+		t.Fatalf("no Failed event: %+v", v.Containers["c"].Events)
+	}
+}
+
+func TestValidationStoresNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for name, mutate := range map[string]func(*Group){
+		"bad name":     func(g *Group) { g.Name = "Bad" },
+		"windows":      func(g *Group) { g.OSType = "Windows" },
+		"no cpu":       func(g *Group) { g.Containers[0].Requests.CPU = 0 },
+		"dup":          func(g *Group) { g.Containers = append(g.Containers, g.Containers[0]) },
+		"port unknown": func(g *Group) { g.IPAddress.Ports[0].Port = 81 },
+		"too big":      func(g *Group) { g.Containers[0].Requests.CPU = 5 },
+		"creds":        func(g *Group) { g.RegistryCredentials = make([]RegistryCredential, 2) },
+		"env":          func(g *Group) { g.Containers[0].Env = []EnvVar{{Name: "bad name"}} },
+	} {
+		g := group("x", "Always")
+		mutate(g)
+		if _, _, _, err := e.svc.CreateOrUpdate(ctx, g); !apierr.Is(err, apierr.Invalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	g := group("x", "Always")
+	g.ResourceGroup = "nope"
+	if _, _, _, err := e.svc.CreateOrUpdate(ctx, g); apierr.As(err).Code != "ResourceGroupNotFound" {
+		t.Errorf("unknown rg: %v", err)
+	}
+	if list, _ := e.svc.List(ctx, "sub", ""); len(list) != 0 {
+		t.Fatalf("stored %d groups", len(list))
+	}
+}
+
+func TestRestartReadopts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	g, _, op, err := e.svc.CreateOrUpdate(ctx, group("web", "Always"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitOp(t, op.ID)
+	e.svc.Close()
+	e.start(t) // a new berth process over the same store and runtime
+	v := e.waitState(t, "web", "Running")
+	if v.RuntimeID != g.RuntimeID {
+		t.Fatalf("runtime id changed")
+	}
+}
+
+func TestUpdateReplacesAndResourceGroupDeleteCascades(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	g1, _, op, _ := e.svc.CreateOrUpdate(ctx, group("web", "Always"))
+	e.waitOp(t, op.ID)
+	g2, created, op2, err := e.svc.CreateOrUpdate(ctx, group("web", "Always"))
+	if err != nil || created {
+		t.Fatalf("update: %v created=%v", err, created)
+	}
+	e.waitOp(t, op2.ID)
+	if _, err := e.rt.Status(ctx, g1.RuntimeID); err == nil {
+		t.Fatal("old runtime group kept after update")
+	}
+	if _, err := e.res.BeginDelete(ctx, "sub", "rg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.res.Delete(ctx, "sub", "rg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rt.Status(ctx, g2.RuntimeID); err == nil {
+		t.Fatal("runtime group kept after resource group delete")
+	}
+	if list, _ := e.svc.List(ctx, "sub", ""); len(list) != 0 {
+		t.Fatalf("groups left: %d", len(list))
+	}
+}
