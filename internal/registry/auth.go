@@ -1,0 +1,237 @@
+package registry
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// NullUser is the username that marks the password as an ACR token (refresh or
+// access) issued by this registry, as `docker login -u 0000…` does on ACR.
+const NullUser = "00000000-0000-0000-0000-000000000000"
+
+// ErrInvalidCredentials is what an Authenticator returns (wrapped or not) for
+// an unknown user or a wrong password. Any other error is treated as a
+// failure of the authenticator itself (HTTP 500), not of the client.
+var ErrInvalidCredentials = errors.New("registry: invalid credentials")
+
+// Authenticator checks the username and password a client presents, by Basic
+// auth on any request or through the token endpoint.
+type Authenticator interface {
+	// CheckPassword returns the principal that username and password identify,
+	// or an error wrapping ErrInvalidCredentials. It is called once per token
+	// request and once per request that carries Basic auth; it should be cheap.
+	CheckPassword(ctx context.Context, username, password string) (Principal, error)
+}
+
+// Principal is an authenticated caller and what it may do in the registry.
+type Principal struct {
+	ObjectID string // Entra object id; a token's sub
+	ClientID string // application (client) id; a token's appid
+	TenantID string // a token's tenant
+
+	// Actions lists what the principal may do on every repository of the
+	// registry: ActionPull, ActionPush, ActionDelete, ActionMetadataRead,
+	// ActionMetadataWrite, or ActionAll for all of them and the catalog.
+	Actions []string
+}
+
+// Repository actions, as they appear in scopes and tokens.
+const (
+	ActionAll           = "*"
+	ActionPull          = "pull"
+	ActionPush          = "push"
+	ActionDelete        = "delete"
+	ActionMetadataRead  = "metadata_read"
+	ActionMetadataWrite = "metadata_write"
+)
+
+// may reports whether p may perform action on every repository.
+func (p Principal) may(action string) bool {
+	return slices.Contains(p.Actions, ActionAll) || slices.Contains(p.Actions, action)
+}
+
+// StaticAuth is an Authenticator with one fixed username and password, for
+// tests and single-user setups. Its principal has ClientID = Username and, when
+// Principal.Actions is empty, every permission.
+type StaticAuth struct {
+	Username, Password string
+	Principal          Principal
+}
+
+var _ Authenticator = StaticAuth{}
+
+// CheckPassword implements Authenticator.
+func (a StaticAuth) CheckPassword(_ context.Context, username, password string) (Principal, error) {
+	u := subtle.ConstantTimeCompare([]byte(username), []byte(a.Username))
+	p := subtle.ConstantTimeCompare([]byte(password), []byte(a.Password))
+	if u&p != 1 || a.Username == "" {
+		return Principal{}, ErrInvalidCredentials
+	}
+	pr := a.Principal
+	if pr.ClientID == "" {
+		pr.ClientID = a.Username
+	}
+	if len(pr.Actions) == 0 {
+		pr.Actions = []string{ActionAll}
+	}
+	return pr, nil
+}
+
+// Access is one scope entry: actions on a named resource. It is both the
+// parsed form of a scope "repository:a/b:push,pull" and the token claim
+// {"type","name","actions"}.
+type Access struct {
+	Type    string   `json:"type"`
+	Name    string   `json:"name"`
+	Actions []string `json:"actions"`
+}
+
+// String formats a as a scope.
+func (a Access) String() string {
+	return a.Type + ":" + a.Name + ":" + strings.Join(a.Actions, ",")
+}
+
+// parseScopes parses the scope parameters of a token request. Each value may
+// hold several space-separated scopes. Malformed scopes are ignored, as
+// distribution's token servers do.
+func parseScopes(values []string) []Access {
+	var out []Access
+	for _, v := range values {
+		for _, s := range strings.Fields(v) {
+			i, j := strings.Index(s, ":"), strings.LastIndex(s, ":")
+			if i <= 0 || j <= i+1 || j == len(s)-1 {
+				continue
+			}
+			out = append(out, Access{Type: s[:i], Name: s[i+1 : j], Actions: strings.Split(s[j+1:], ",")})
+		}
+	}
+	return out
+}
+
+// A grant is what one credential allows: either everything its principal may
+// do (a password, a refresh token) or only the access list of an access token.
+type grant struct {
+	principal Principal
+	access    []Access // used when limited
+	limited   bool
+}
+
+// allowed returns the part of want this grant covers: the intersection of the
+// requested and the permitted actions, which may be empty.
+func (g grant) allowed(want Access) Access {
+	got := Access{Type: want.Type, Name: want.Name}
+	for _, action := range want.Actions {
+		if g.permits(want.Type, want.Name, action) && !slices.Contains(got.Actions, action) {
+			got.Actions = append(got.Actions, action)
+		}
+	}
+	return got
+}
+
+func (g grant) permits(typ, name, action string) bool {
+	if g.limited {
+		for _, a := range g.access {
+			if a.Type == typ && a.Name == name && (slices.Contains(a.Actions, action) || slices.Contains(a.Actions, ActionAll)) {
+				return true
+			}
+		}
+		return false
+	}
+	switch typ {
+	case "repository":
+		if action == ActionAll {
+			return g.principal.may(ActionAll)
+		}
+		return g.principal.may(action)
+	case "registry":
+		return name == "catalog" && g.principal.may(ActionAll)
+	}
+	return false
+}
+
+// covers reports whether the grant allows every action of need.
+func (g grant) covers(need Access) bool {
+	return len(g.allowed(need).Actions) == len(need.Actions)
+}
+
+// authenticate returns the grant of the credentials in req's Authorization
+// header. It fails with a 401 apiError carrying the challenge for need (nil
+// for requests that need only a valid credential).
+func (r *Registry) authenticate(req *http.Request, need *Access) (grant, error) {
+	h := req.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	var (
+		g   grant
+		err error
+	)
+	switch {
+	case h == "":
+		return grant{}, r.challenge(need, "").because(errors.New("no credentials"))
+	case strings.EqualFold(scheme, "Bearer"):
+		var c *tokenClaims
+		c, err = r.verifyToken(strings.TrimSpace(cred))
+		if err == nil && c.GrantType != grantAccessToken {
+			err = errors.New("not an access token")
+		}
+		if err != nil {
+			return grant{}, r.challenge(need, "invalid_token").because(err)
+		}
+		g = c.grant()
+	case strings.EqualFold(scheme, "Basic"):
+		user, pass, ok := req.BasicAuth()
+		if !ok {
+			return grant{}, r.challenge(need, "").because(errors.New("malformed basic auth"))
+		}
+		g, err = r.checkPassword(req.Context(), user, pass)
+		if err != nil {
+			if errors.Is(err, ErrInvalidCredentials) {
+				return grant{}, r.challenge(need, "").because(err)
+			}
+			return grant{}, err
+		}
+	default:
+		return grant{}, r.challenge(need, "").because(fmt.Errorf("unsupported scheme %q", scheme))
+	}
+	if need != nil && !g.covers(*need) {
+		return grant{}, r.challenge(need, "insufficient_scope").because(fmt.Errorf("grant does not cover %s", need))
+	}
+	return g, nil
+}
+
+// checkPassword authenticates a username and password: an ACR token for
+// NullUser, the Authenticator otherwise.
+func (r *Registry) checkPassword(ctx context.Context, user, pass string) (grant, error) {
+	if user == NullUser {
+		c, err := r.verifyToken(pass)
+		if err != nil {
+			return grant{}, fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
+		}
+		return c.grant(), nil
+	}
+	p, err := r.auth.CheckPassword(ctx, user, pass)
+	if err != nil {
+		return grant{}, err
+	}
+	return grant{principal: p}, nil
+}
+
+// challenge returns the 401 for a request that needs access need. errParam is
+// "" (no or bad credentials), "invalid_token" or "insufficient_scope".
+func (r *Registry) challenge(need *Access, errParam string) *apiError {
+	// Every value quoted and free of '=': the Azure SDKs split on `",` and '='.
+	c := fmt.Sprintf(`Bearer realm="https://%s/oauth2/token",service="%s"`, r.loginServer, r.loginServer)
+	var detail any
+	if need != nil {
+		c += fmt.Sprintf(`,scope="%s"`, need)
+		detail = []map[string]string{{"Type": need.Type, "Name": need.Name, "Action": strings.Join(need.Actions, ",")}}
+	}
+	if errParam != "" {
+		c += fmt.Sprintf(`,error="%s"`, errParam)
+	}
+	return &apiError{code: errUnauthorized, challenge: c, detail: detail}
+}

@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// tokenResponseWire is the body of a successful /oauth2/token call. token and
+// access_token carry the same JWT: docker-style clients read the first, ACR
+// and OAuth clients the second.
+type tokenResponseWire struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresIn    int    `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+}
+
+// maxFormSize bounds a token request's form body.
+const maxFormSize = 64 << 10
+
+// getToken serves GET /oauth2/token?service=&scope=… with Basic auth (ACR's
+// docker-login flow). offline_token=true adds a refresh token.
+func (r *Registry) getToken(w http.ResponseWriter, req *http.Request) error {
+	q := req.URL.Query()
+	user, pass, ok := req.BasicAuth()
+	if !ok {
+		return errorf(errUnauthorized, "basic authentication is required (anonymous pull is disabled)")
+	}
+	g, err := r.tokenCredentials(req, user, pass)
+	if err != nil {
+		return err
+	}
+	return r.sendTokens(w, q.Get("service"), q["scope"], g, q.Get("offline_token") == "true")
+}
+
+// postToken serves POST /oauth2/token, the OAuth2 form: grant_type=password
+// (username, password; access_type=offline adds a refresh token) or
+// grant_type=refresh_token (a refresh or access token this registry issued).
+func (r *Registry) postToken(w http.ResponseWriter, req *http.Request) error {
+	req.Body = http.MaxBytesReader(w, req.Body, maxFormSize)
+	if err := req.ParseForm(); err != nil {
+		return errorf(errUnsupported, "invalid form body").because(err)
+	}
+	f := req.PostForm
+	var (
+		g       grant
+		err     error
+		offline bool
+	)
+	switch gt := f.Get("grant_type"); gt {
+	case "password":
+		user, pass := f.Get("username"), f.Get("password")
+		if user == "" && pass == "" {
+			return errorf(errUnauthorized, "credentials are required (anonymous pull is disabled)")
+		}
+		g, err = r.tokenCredentials(req, user, pass)
+		offline = f.Get("access_type") == "offline"
+	case "refresh_token":
+		c, verr := r.verifyToken(f.Get("refresh_token"))
+		if verr != nil {
+			return errorf(errUnauthorized, "invalid refresh token").because(verr)
+		}
+		g = c.grant()
+	default:
+		return errorf(errUnsupported, "unsupported grant_type %q", gt)
+	}
+	if err != nil {
+		return err
+	}
+	return r.sendTokens(w, f.Get("service"), f["scope"], g, offline)
+}
+
+// tokenCredentials authenticates a token request's username and password.
+func (r *Registry) tokenCredentials(req *http.Request, user, pass string) (grant, error) {
+	g, err := r.checkPassword(req.Context(), user, pass)
+	if errors.Is(err, ErrInvalidCredentials) {
+		return grant{}, errorf(errUnauthorized, "invalid username or password").because(err)
+	}
+	return g, err
+}
+
+// sendTokens issues an access token for the scopes the grant covers (a
+// partial grant is not an error) and, when offline, a refresh token.
+func (r *Registry) sendTokens(w http.ResponseWriter, service string, scopes []string, g grant, offline bool) error {
+	if service != "" && !strings.EqualFold(service, r.loginServer) {
+		return errorf(errUnsupported, "service %q is not this registry (%s)", service, r.loginServer)
+	}
+	var access []Access
+	for _, want := range parseScopes(scopes) {
+		if got := g.allowed(want); len(got.Actions) > 0 {
+			access = append(access, got)
+		}
+	}
+	at, err := r.issueToken(grantAccessToken, g.principal, access, r.accessTTL)
+	if err != nil {
+		return err
+	}
+	resp := tokenResponseWire{
+		Token:       at,
+		AccessToken: at,
+		ExpiresIn:   int(r.accessTTL.Seconds()),
+		IssuedAt:    r.clock.Now().UTC().Format("2006-01-02T15:04:05Z"),
+	}
+	if offline {
+		// A limited grant (an access token used as a password) cannot mint
+		// a refresh token wider than itself.
+		if g.limited {
+			return errorf(errUnsupported, "an access token cannot be exchanged for a refresh token")
+		}
+		if resp.RefreshToken, err = r.issueToken(grantRefreshToken, g.principal, nil, r.refreshTTL); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, resp)
+}

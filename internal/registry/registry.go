@@ -1,0 +1,240 @@
+// Package registry serves one ACR-like container registry at its login server:
+// the OCI Distribution API under /v2/ and ACR's token endpoint /oauth2/token.
+//
+// Content lives in a blob.Store (layers, configs and manifests alike, by
+// digest); everything else — which repositories exist, which blobs and
+// manifests each repository holds, tags, in-progress uploads — lives in the
+// state store, in tables named "registry/<name>/<table>" (see meta.go). A blob
+// or manifest becomes visible in a repository only when the store transaction
+// that links it commits, after the content itself is committed and verified,
+// so clients never see partial uploads.
+//
+// Every /v2/ request needs credentials: an access token from /oauth2/token
+// (RS256 JWTs signed by the registry's key, in ACR's claim format), Basic auth
+// with a password the Authenticator accepts, or Basic auth with NullUser and
+// a registry-issued token. Missing or insufficient credentials get ACR's
+// Bearer challenge.
+package registry
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/berth-dev/berth/internal/blob"
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/store"
+)
+
+// Config configures one registry.
+type Config struct {
+	// Name is the registry's name (ACR: 5-50 letters and digits). It
+	// namespaces the registry's tables in Store.
+	Name string
+	// LoginServer is the host:port clients use, e.g. "127.0.0.1:5001". It is
+	// the tokens' audience and the challenge's service and realm host.
+	LoginServer string
+	// Blobs holds this registry's content.
+	Blobs blob.Store
+	// Store holds this registry's metadata.
+	Store store.Store
+	// Auth checks usernames and passwords.
+	Auth Authenticator
+	// SigningKey signs and verifies the registry's tokens; KeyID is their kid.
+	SigningKey *rsa.PrivateKey
+	KeyID      string
+	// Clock tells the time for token lifetimes and records; nil means the
+	// wall clock.
+	Clock clock.Clock
+	// Logger receives request errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Token lifetimes; zero means DefaultAccessTokenTTL / DefaultRefreshTokenTTL.
+	AccessTokenTTL, RefreshTokenTTL time.Duration
+}
+
+// Registry serves one registry. Create it with New.
+type Registry struct {
+	name        string
+	loginServer string
+	blobs       blob.Store
+	store       store.Store
+	auth        Authenticator
+	signingKey  *rsa.PrivateKey
+	keyID       string
+	tokenHeader string // encoded JWT header, the same for every token
+	clock       clock.Clock
+	log         *slog.Logger
+	accessTTL   time.Duration
+	refreshTTL  time.Duration
+	tables      tables
+}
+
+var registryNamePattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,50}$`)
+
+// New returns a registry for cfg.
+func New(cfg Config) (*Registry, error) {
+	switch {
+	case !registryNamePattern.MatchString(cfg.Name):
+		return nil, errors.New("registry: Name must be 1-50 letters and digits")
+	case cfg.LoginServer == "":
+		return nil, errors.New("registry: LoginServer is required")
+	case cfg.Blobs == nil || cfg.Store == nil:
+		return nil, errors.New("registry: Blobs and Store are required")
+	case cfg.Auth == nil:
+		return nil, errors.New("registry: Auth is required")
+	case cfg.SigningKey == nil:
+		return nil, errors.New("registry: SigningKey is required")
+	}
+	r := &Registry{
+		name:        cfg.Name,
+		loginServer: cfg.LoginServer,
+		blobs:       cfg.Blobs,
+		store:       cfg.Store,
+		auth:        cfg.Auth,
+		signingKey:  cfg.SigningKey,
+		keyID:       cfg.KeyID,
+		tokenHeader: encodeHeader(cfg.KeyID),
+		clock:       cfg.Clock,
+		log:         cfg.Logger,
+		accessTTL:   cfg.AccessTokenTTL,
+		refreshTTL:  cfg.RefreshTokenTTL,
+		tables:      newTables(cfg.Name),
+	}
+	if r.clock == nil {
+		r.clock = clock.Real{}
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.accessTTL == 0 {
+		r.accessTTL = DefaultAccessTokenTTL
+	}
+	if r.refreshTTL == 0 {
+		r.refreshTTL = DefaultRefreshTokenTTL
+	}
+	return r, nil
+}
+
+// Handler returns the registry's HTTP handler, to be served over TLS at the
+// login server. It does its own routing: a ServeMux would clean paths and
+// redirect, which registry clients do not expect.
+func (r *Registry) Handler() http.Handler {
+	token := r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		switch req.Method {
+		case http.MethodGet:
+			return r.getToken(w, req)
+		case http.MethodPost:
+			return r.postToken(w, req)
+		}
+		return newError(errMethodNotAllowed)
+	})
+	v2 := r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		return r.dispatch(w, req)
+	})
+	notFound := r.handle(func(http.ResponseWriter, *http.Request) error { return newError(errNotFound) })
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch p := req.URL.Path; {
+		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+			v2.ServeHTTP(w, req)
+		case p == "/oauth2/token":
+			token.ServeHTTP(w, req)
+		default:
+			notFound.ServeHTTP(w, req)
+		}
+	})
+}
+
+const headerRequestID = "X-Ms-Request-Id"
+
+// handle adapts an error-returning handler: it sets the common headers and
+// sends a returned error through writeError.
+func (r *Registry) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set(headerRequestID, uuid.NewString())
+		if err := fn(w, req); err != nil {
+			r.writeError(w, req, err)
+		}
+	})
+}
+
+// dispatch routes a /v2/ request, authenticates it for the access its route
+// needs, and runs the route's handler.
+func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request) error {
+	rt, ok := parseV2Path(req.URL.Path)
+	if !ok {
+		return newError(errNotFound)
+	}
+	ep, ok := routes[rt.name][req.Method]
+	if !ok {
+		return newError(errMethodNotAllowed)
+	}
+	var need *Access
+	if rt.name != routeBase {
+		if !validRepository(rt.repo) {
+			return errorf(errNameInvalid, "invalid repository name %q", rt.repo).withDetail(map[string]string{"name": rt.repo})
+		}
+		need = &Access{Type: "repository", Name: rt.repo, Actions: ep.actions}
+	}
+	if _, err := r.authenticate(req, need); err != nil {
+		return err
+	}
+	return ep.handle(r, w, req, rt)
+}
+
+// copyBufs holds buffers for copying request bodies into uploads.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyBody appends a request body to an upload. A failure to read the body
+// is the client's (BLOB_UPLOAD_INVALID); a failure to write is internal.
+func copyBody(w blob.Writer, body io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	src := &bodyReader{r: body}
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, src, *buf)
+	if src.err != nil {
+		return n, errorf(errBlobUploadInvalid, "reading request body failed").because(src.err)
+	}
+	return n, err
+}
+
+// bodyReader remembers the error of a read that failed.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// isDigest reports whether ref looks like a digest rather than a tag.
+func isDigest(ref string) bool { return strings.Contains(ref, ":") }
+
+// writeJSON sends v as a JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
