@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/registry"
 )
 
 // armAuth authenticates ARM requests with tokens from berth's token service.
@@ -33,4 +36,20 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 	default:
 		return arm.Principal{}, &apierr.Error{Class: apierr.Unauthenticated, Code: "InvalidAuthenticationToken", Message: "The access token is invalid.", Err: err}
 	}
+}
+
+// registryAuth lets service principals log in to berth's registries with
+// their client id and secret (ACR's service-principal login).
+type registryAuth struct{ ids *identity.Service }
+
+func (a registryAuth) CheckPassword(ctx context.Context, username, password string) (registry.Principal, error) {
+	p, err := a.ids.CheckClientSecret(ctx, username, password)
+	if errors.Is(err, identity.ErrUnknownClient) || errors.Is(err, identity.ErrInvalidSecret) {
+		return registry.Principal{}, fmt.Errorf("%w: %v", registry.ErrInvalidCredentials, err)
+	}
+	if err != nil {
+		return registry.Principal{}, err
+	}
+	// Every principal may do everything until RBAC arrives (AcrPull, AcrPush …).
+	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID, Actions: []string{registry.ActionAll}}, nil
 }

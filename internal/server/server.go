@@ -220,7 +220,7 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "berth is starting", http.StatusServiceUnavailable)
 		return
 	}
-	if f.identity.Match(r.URL.Path) {
+	if identity.Match(r.URL.Path) {
 		f.identity.ServeHTTP(w, r)
 		return
 	}

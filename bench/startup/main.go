@@ -1,0 +1,277 @@
+// Command startup measures how long berth takes from a container-group PUT to
+// the group reported Running (image already cached), beside the floor: `ctr
+// run -d` of the same image on the same containerd, in the same run. It
+// prints both medians (of -n runs) and their ratio.
+//
+//	go run ./bench/startup [-n 20]
+//
+// Needs root (it starts berth, which starts containerd).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/berth-dev/berth/internal/testutil/testimage"
+)
+
+func main() {
+	n := flag.Int("n", 20, "runs per side")
+	flag.Parse()
+	if err := run(*n); err != nil {
+		fmt.Fprintln(os.Stderr, "startup:", err)
+		os.Exit(1)
+	}
+}
+
+type env map[string]string
+
+func run(n int) error {
+	tmp, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "berth")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(tmp, "data")
+	logf, _ := os.Create(filepath.Join(tmp, "berth.log"))
+	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data)
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	}()
+	out, err := exec.Command(bin, "env", "--data-dir", data).Output()
+	if err != nil {
+		return err
+	}
+	e := env{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		e[k] = strings.Trim(v, "'")
+	}
+	pem, err := os.ReadFile(e["SSL_CERT_FILE"])
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8}}
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := client.Get(e["BERTH_ENDPOINT"] + "/_berth/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Since(start) > 2*time.Minute {
+			return fmt.Errorf("berth not healthy")
+		}
+	}
+
+	img, err := testimage.Image()
+	if err != nil {
+		return err
+	}
+	ref := e["BERTH_REGISTRY"] + "/bench/app:v1"
+	if _, err := testimage.PushImage(img, ref, &authn.Basic{Username: e["AZURE_CLIENT_ID"], Password: e["AZURE_CLIENT_SECRET"]}, client.Transport); err != nil {
+		return err
+	}
+	tok, err := token(client, e)
+	if err != nil {
+		return err
+	}
+	a := &api{c: client, e: e, tok: tok}
+	if err := a.do("PUT", "/subscriptions/"+e["AZURE_SUBSCRIPTION_ID"]+"/resourcegroups/bench?api-version=2021-04-01", `{"location":"local"}`, nil); err != nil {
+		return err
+	}
+
+	// Warm-up: the first create pulls the image.
+	if _, err := a.createRunning("warm", ref); err != nil {
+		return err
+	}
+	a.delete("warm")
+
+	var berthTimes []time.Duration
+	for i := 0; i < n; i++ {
+		name := "g" + strconv.Itoa(i)
+		d, err := a.createRunning(name, ref)
+		if err != nil {
+			return err
+		}
+		berthTimes = append(berthTimes, d)
+		a.delete(name)
+	}
+
+	// Floor: ctr run -d of the same image on berth's containerd.
+	sock := filepath.Join(data, "runtime", "containerd", "containerd.sock")
+	if _, err := os.Stat(sock); err != nil {
+		return fmt.Errorf("containerd socket: %w", err)
+	}
+	ctr := func(args ...string) error {
+		cmd := exec.Command("ctr", append([]string{"-a", sock, "-n", "berth"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ctr %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	var ctrTimes []time.Duration
+	for i := 0; i < n+1; i++ {
+		id := "bench-ctr-" + strconv.Itoa(i)
+		t0 := time.Now()
+		if err := ctr("run", "-d", ref, id); err != nil {
+			return err
+		}
+		d := time.Since(t0)
+		if i > 0 { // the first run warms the snapshot
+			ctrTimes = append(ctrTimes, d)
+		}
+		_ = ctr("task", "kill", "-s", "SIGKILL", id)
+		time.Sleep(50 * time.Millisecond)
+		_ = ctr("task", "rm", "-f", id)
+		_ = ctr("container", "rm", id)
+	}
+	bm, cm := median(berthTimes), median(ctrTimes)
+	fmt.Printf("create → Running, cached image, median of %d:\n", n)
+	fmt.Printf("  berth (ARM PUT → GET shows Running): %v\n", bm.Round(time.Millisecond))
+	fmt.Printf("  floor (ctr run -d, same image):        %v\n", cm.Round(time.Millisecond))
+	fmt.Printf("  ratio berth/floor: %.2f×\n", float64(bm)/float64(cm))
+	return nil
+}
+
+type api struct {
+	c   *http.Client
+	e   env
+	tok string
+}
+
+func (a *api) do(method, path, body string, out any) error {
+	req, _ := http.NewRequest(method, a.e["BERTH_ENDPOINT"]+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func (a *api) path(name string) string {
+	return "/subscriptions/" + a.e["AZURE_SUBSCRIPTION_ID"] + "/resourceGroups/bench/providers/Microsoft.ContainerInstance/containerGroups/" + name + "?api-version=2023-05-01"
+}
+
+// createRunning PUTs a group and polls GET until it is Running.
+func (a *api) createRunning(name, image string) (time.Duration, error) {
+	body := fmt.Sprintf(`{"location":"local","properties":{"osType":"Linux","restartPolicy":"Always",
+	 "containers":[{"name":"app","properties":{"image":%q,"ports":[{"port":8080}],"resources":{"requests":{"cpu":0.5,"memoryInGB":0.5}}}}],
+	 "ipAddress":{"type":"Public","ports":[{"port":8080}]},
+	 "imageRegistryCredentials":[{"server":%q,"username":%q,"password":%q}]}}`,
+		image, a.e["BERTH_REGISTRY"], a.e["AZURE_CLIENT_ID"], a.e["AZURE_CLIENT_SECRET"])
+	t0 := time.Now()
+	if err := a.do("PUT", a.path(name), body, nil); err != nil {
+		return 0, err
+	}
+	for {
+		var g struct {
+			Properties struct {
+				ProvisioningState string `json:"provisioningState"`
+				InstanceView      struct {
+					State string `json:"state"`
+				} `json:"instanceView"`
+			} `json:"properties"`
+		}
+		if err := a.do("GET", a.path(name), "", &g); err != nil {
+			return 0, err
+		}
+		if g.Properties.InstanceView.State == "Running" {
+			return time.Since(t0), nil
+		}
+		if g.Properties.ProvisioningState == "Failed" || time.Since(t0) > time.Minute {
+			return 0, fmt.Errorf("group %s: %+v", name, g.Properties)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (a *api) delete(name string) { _ = a.do("DELETE", a.path(name), "", nil) }
+
+func token(c *http.Client, e env) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {e["AZURE_CLIENT_ID"]}, "client_secret": {e["AZURE_CLIENT_SECRET"]},
+		"scope": {"https://management.core.windows.net//.default"}}
+	resp, err := c.Post(e["BERTH_ENDPOINT"]+"/"+e["AZURE_TENANT_ID"]+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", bytes.NewBufferString(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("token: %v (status %d)", err, resp.StatusCode)
+	}
+	return t.AccessToken, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func freeAddr() (string, error) {
+	for i := 0; i < 50; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		ln.Close()
+		if err == nil {
+			ln2.Close()
+			return "127.0.0.1:" + strconv.Itoa(port), nil
+		}
+	}
+	return "", fmt.Errorf("no free port pair")
+}
+
+var _ = context.Background
