@@ -1,0 +1,101 @@
+package containerd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// network attaches groups' namespaces to berth's bridge with CNI: the bridge
+// plugin (the host is the gateway, so it reaches every group address;
+// no masquerading: traffic is between the host and the groups), host-local
+// addresses from the subnet, and the loopback plugin bringing up lo.
+type network struct {
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+}
+
+func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
+	if _, _, err := net.ParseCIDR(subnet); err != nil {
+		return nil, fmt.Errorf("subnet %q: %w", subnet, err)
+	}
+	if len(bridge) == 0 || len(bridge) > 15 {
+		return nil, fmt.Errorf("bridge name %q: want 1 to 15 characters", bridge)
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		if _, err := os.Stat(filepath.Join(pluginDir, p)); err != nil {
+			return nil, fmt.Errorf("CNI plugin %s: %w (install containernetworking-plugins)", p, err)
+		}
+	}
+	type m = map[string]any
+	conf := m{
+		"cniVersion": "1.0.0",
+		"name":       bridge,
+		"plugins": []m{
+			{
+				"type":        "bridge",
+				"bridge":      bridge,
+				"isGateway":   true,
+				"ipMasq":      false,
+				"hairpinMode": true,
+				"ipam": m{
+					"type":    "host-local",
+					"ranges":  [][]m{{{"subnet": subnet}}},
+					"dataDir": filepath.Join(dataDir, "networks"),
+				},
+			},
+			// After bridge: loopback passes the bridge's result through.
+			{"type": "loopback"},
+		},
+	}
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("CNI configuration: %w", err)
+	}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, filepath.Join(dataDir, "cache"), nil)
+	return &network{cni: cni, list: list}, nil
+}
+
+func (n *network) runtimeConf(id, netns string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0"}
+}
+
+// add attaches the namespace at netns and returns the group's address.
+func (n *network) add(ctx context.Context, id, netns string) (string, error) {
+	res, err := n.cni.AddNetworkList(ctx, n.list, n.runtimeConf(id, netns))
+	if err != nil {
+		return "", fmt.Errorf("CNI add: %w", err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return "", fmt.Errorf("CNI result: %w", err)
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			return ip.Address.IP.String(), nil
+		}
+	}
+	if len(r.IPs) > 0 {
+		return r.IPs[0].Address.IP.String(), nil
+	}
+	return "", fmt.Errorf("CNI add: no address in result")
+}
+
+// del detaches group id and releases its address. netns may be "" when the
+// namespace is gone (after a reboot); the address is released anyway.
+func (n *network) del(ctx context.Context, id, netns string) error {
+	if err := n.cni.DelNetworkList(ctx, n.list, n.runtimeConf(id, netns)); err != nil {
+		return fmt.Errorf("CNI del: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package containerd
+
+import (
+	"crypto/x509"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestRegistryClientTrust(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failing handshakes
+	srv.StartTLS()
+	defer srv.Close()
+	ca := x509.NewCertPool()
+	ca.AddCert(srv.Certificate())
+
+	byName := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) // not in the certificate
+	for _, tc := range []struct {
+		name  string
+		extra *x509.CertPool
+		url   string
+		ok    bool
+	}{
+		{"system roots only", nil, srv.URL, false},
+		{"extra CA", ca, srv.URL, true},
+		{"extra CA, wrong name", ca, byName, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := registryClient(tc.extra).Get(tc.url)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Errorf("GET %s: err = %v, want ok = %v", tc.url, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestReadTail(t *testing.T) {
+	path := t.TempDir() + "/log"
+	var content strings.Builder
+	for i := 0; i < 20000; i++ { // several 64 KiB chunks
+		content.WriteString(strings.Repeat("x", i%13) + "\n")
+	}
+	content.WriteString("last line, unterminated")
+	if err := writeFileAtomic(path, []byte(content.String()), false); err != nil {
+		t.Fatal(err)
+	}
+	all := content.String()
+	for _, n := range []int{0, 1, 2, 5000, 20001, 30000} {
+		got, err := readTail(path, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(tailLines([]byte(all), n))
+		if string(got) != want {
+			t.Errorf("tail %d: got %d bytes, want %d", n, len(got), len(want))
+		}
+	}
+	if got, _ := readTail(path, 1); string(got) != "last line, unterminated" {
+		t.Errorf("tail 1 = %q", got)
+	}
+	if got, _ := readTail(path, 2); string(got) != strings.Repeat("x", 19999%13)+"\nlast line, unterminated" {
+		t.Errorf("tail 2 = %q", got)
+	}
+}

@@ -1,0 +1,301 @@
+package containerd
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	clog "github.com/containerd/log"
+	"github.com/sirupsen/logrus"
+
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/runtime/eventbus"
+)
+
+// Config configures a Runtime. DataDir is required; everything else has a
+// default.
+type Config struct {
+	// DataDir holds everything the runtime keeps on disk (see the package
+	// documentation for the layout). Required.
+	DataDir string
+	// Socket is the address of a containerd to use. Empty: a private
+	// containerd under DataDir/containerd, started or adopted by New and
+	// stopped by Close.
+	Socket string
+	// ContainerdBinary starts the private containerd; default "containerd"
+	// from PATH.
+	ContainerdBinary string
+	// Namespace is the containerd namespace of berth's containers; default
+	// "berth".
+	Namespace string
+	// BridgeName is the Linux bridge the groups attach to (at most 15
+	// characters); default "berth0".
+	BridgeName string
+	// Subnet is where group addresses come from; default "10.213.0.0/16".
+	Subnet string
+	// CNIPluginDir holds the bridge, host-local and loopback plugins;
+	// default "/usr/lib/cni".
+	CNIPluginDir string
+	// RootCAs are trusted for registry TLS in addition to the system roots
+	// (berth's own CA).
+	RootCAs *x509.CertPool
+	// Clock stamps events; default the wall clock. (Container start and
+	// finish times are the wall clock's, like containerd's exit times.)
+	Clock clock.Clock
+	// Logger receives what goes wrong in the background (restarts); default
+	// discards.
+	Logger *slog.Logger
+	// RestartBackOff is the first delay before a restart, doubled for each
+	// further restart up to MaxRestartBackOff, and reset after a run of 10
+	// minutes; defaults 1 s and 5 min.
+	RestartBackOff    time.Duration
+	MaxRestartBackOff time.Duration
+	// StopTimeout is how long DeleteGroup waits after SIGTERM before SIGKILL;
+	// default 5 s.
+	StopTimeout time.Duration
+}
+
+// backOffReset is how long a run must last for the back-off to start over.
+const backOffReset = 10 * time.Minute
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		return errors.New("containerd runtime: DataDir is required")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return err
+	}
+	c.DataDir = abs
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Namespace, "berth")
+	def(&c.BridgeName, "berth0")
+	def(&c.Subnet, "10.213.0.0/16")
+	def(&c.CNIPluginDir, "/usr/lib/cni")
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.RestartBackOff <= 0 {
+		c.RestartBackOff = time.Second
+	}
+	if c.MaxRestartBackOff <= 0 {
+		c.MaxRestartBackOff = 5 * time.Minute
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 5 * time.Second
+	}
+	return nil
+}
+
+// Runtime runs groups through containerd. Create it with New.
+type Runtime struct {
+	cfg         Config
+	client      *client.Client
+	daemon      *daemon // nil when Config.Socket is set
+	net         *network
+	snapshotter string
+	httpClient  *http.Client
+	bus         *eventbus.Bus
+	log         *slog.Logger
+	clientLog   *clog.Entry // the containerd client's own logging, into log
+
+	// ctx carries the namespace; watchers derive from it, and Close cancels.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	groups map[string]*group
+	closed bool
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New connects to containerd (starting the private one if Config.Socket is
+// empty) and prepares the network configuration. It does not touch existing
+// groups: the caller re-adopts them with RecoverGroup.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"netns", "groups", "cni"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o711); err != nil {
+			return nil, err
+		}
+	}
+	nw, err := newNetwork(cfg.CNIPluginDir, filepath.Join(cfg.DataDir, "cni"), cfg.BridgeName, cfg.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{
+		cfg:        cfg,
+		net:        nw,
+		httpClient: registryClient(cfg.RootCAs),
+		bus:        eventbus.New(0),
+		log:        cfg.Logger,
+		clientLog:  clientLogger(cfg.Logger),
+		groups:     map[string]*group{},
+	}
+	address := cfg.Socket
+	if address == "" {
+		r.daemon, err = startDaemon(ctx, cfg.ContainerdBinary, filepath.Join(cfg.DataDir, "containerd"))
+		if err != nil {
+			return nil, err
+		}
+		address = r.daemon.address
+	}
+	fail := func(err error) (*Runtime, error) {
+		if r.client != nil {
+			r.client.Close()
+		}
+		if r.daemon != nil {
+			r.daemon.stop(10 * time.Second)
+		}
+		return nil, err
+	}
+	r.client, err = client.New(address, client.WithDefaultNamespace(cfg.Namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		return fail(fmt.Errorf("connect to containerd at %s: %w", address, err))
+	}
+	nsctx := r.nsctx(ctx)
+	if _, err := r.client.Version(nsctx); err != nil {
+		return fail(fmt.Errorf("containerd at %s: %w", address, err))
+	}
+	if r.snapshotter, err = pickSnapshotter(nsctx, r.client); err != nil {
+		return fail(err)
+	}
+	r.ctx, r.cancel = context.WithCancel(r.nsctx(context.Background()))
+	return r, nil
+}
+
+// pickSnapshotter returns "overlayfs" if the daemon could load it, else
+// "native".
+func pickSnapshotter(ctx context.Context, c *client.Client) (string, error) {
+	resp, err := c.IntrospectionService().Plugins(ctx, "type==io.containerd.snapshotter.v1")
+	if err != nil {
+		return "", fmt.Errorf("list containerd snapshotters: %w", err)
+	}
+	native := false
+	for _, p := range resp.Plugins {
+		if p.InitErr != nil {
+			continue
+		}
+		switch p.ID {
+		case "overlayfs":
+			return "overlayfs", nil
+		case "native":
+			native = true
+		}
+	}
+	if native {
+		return "native", nil
+	}
+	return "", errors.New("containerd has neither the overlayfs nor the native snapshotter")
+}
+
+// Listen opens a listener inside group id's network namespace, for example
+// on its loopback where only the group's containers reach it (berth's
+// registry and metadata proxies). The caller owns the listener: it is not
+// closed by DeleteGroup and does not survive a host reboot (RecoverGroup
+// makes a new namespace). ErrNotFound if the group has no namespace.
+func (r *Runtime) Listen(id, network, address string) (net.Listener, error) {
+	path := r.netnsPath(id)
+	if !validID.MatchString(id) || !netNSMounted(path) {
+		return nil, fmt.Errorf("group %q: %w", id, runtime.ErrNotFound)
+	}
+	return inNetNS(path, func() (net.Listener, error) { return net.Listen(network, address) })
+}
+
+// Snapshotter names the containerd snapshotter in use ("overlayfs" or
+// "native").
+func (r *Runtime) Snapshotter() string { return r.snapshotter }
+
+// Subscribe returns the event stream (see runtime.Runtime).
+func (r *Runtime) Subscribe() (<-chan runtime.Event, func()) { return r.bus.Subscribe() }
+
+// DroppedEvents reports how many event deliveries were dropped because a
+// subscriber was too slow.
+func (r *Runtime) DroppedEvents() uint64 { return r.bus.Dropped() }
+
+// Close stops watching containers, ends subscriptions and, for a private
+// containerd, stops the daemon. Containers keep running under their shims.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	groups := make([]*group, 0, len(r.groups))
+	for _, g := range r.groups {
+		groups = append(groups, g)
+	}
+	r.mu.Unlock()
+
+	r.cancel()
+	for _, g := range groups {
+		g.stopWatchers()
+	}
+	r.bus.Close()
+	err := r.client.Close()
+	if r.daemon != nil {
+		err = errors.Join(err, r.daemon.stop(10*time.Second))
+	}
+	return err
+}
+
+// emit publishes an event.
+func (r *Runtime) emit(groupID, container string, kind runtime.EventKind, msg string, warning bool, code int) {
+	r.bus.Publish(runtime.Event{
+		GroupID: groupID, Container: container, Kind: kind, Message: msg,
+		Warning: warning, ExitCode: code, Time: r.cfg.Clock.Now(),
+	})
+}
+
+// nsctx returns ctx with berth's containerd namespace and logger.
+func (r *Runtime) nsctx(ctx context.Context) context.Context {
+	return clog.WithLogger(namespaces.WithNamespace(ctx, r.cfg.Namespace), r.clientLog)
+}
+
+// clientLogger routes the containerd client's logrus output (pull retries
+// and the like) to l at debug level instead of the process's stderr.
+func clientLogger(l *slog.Logger) *clog.Entry {
+	lg := logrus.New()
+	lg.Out = slogWriter{l}
+	lg.Formatter = &logrus.TextFormatter{DisableTimestamp: true}
+	return logrus.NewEntry(lg)
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("containerd client: " + strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Paths under DataDir.
+func (r *Runtime) netnsPath(id string) string { return filepath.Join(r.cfg.DataDir, "netns", id) }
+func (r *Runtime) groupDir(id string) string  { return filepath.Join(r.cfg.DataDir, "groups", id) }
+func (r *Runtime) logPath(id, cid string) string {
+	return filepath.Join(r.groupDir(id), "logs", cid+".log")
+}
+func (r *Runtime) runcRoot() string { return filepath.Join(r.cfg.DataDir, "containerd", "runc") }

@@ -1,0 +1,153 @@
+// Command app is the program inside berth's test image (see package
+// testimage). It is static (CGO_ENABLED=0) and has a few modes, chosen by its
+// first argument:
+//
+//	serve             HTTP server on $PORT (default 8080): GET / answers a JSON
+//	                  object of the environment; GET /exit?code=N answers, then
+//	                  exits with code N. This is the image's default command.
+//	echo ARGS...      prints ARGS separated by spaces, exits 0.
+//	exit N            exits with code N.
+//	sleep SECONDS     sleeps, then exits 0.
+//	print-env         prints the environment as sorted NAME=VALUE lines, exits 0.
+//	fetch URL         GETs URL until it answers 2xx (up to 60 s), prints the
+//	                  body, exits 0; exits 1 if it never does.
+//
+// SIGTERM and SIGINT make every mode exit at once with code 0.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		os.Exit(0)
+	}()
+
+	args := os.Args[1:]
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	os.Exit(run(args[0], args[1:]))
+}
+
+func run(mode string, args []string) int {
+	switch mode {
+	case "serve":
+		return serve()
+	case "echo":
+		fmt.Println(strings.Join(args, " "))
+		return 0
+	case "exit":
+		code, err := strconv.Atoi(first(args))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "exit: want a number")
+			return 2
+		}
+		return code
+	case "sleep":
+		secs, err := strconv.ParseFloat(first(args), 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sleep: want seconds")
+			return 2
+		}
+		time.Sleep(time.Duration(secs * float64(time.Second)))
+		return 0
+	case "print-env":
+		env := os.Environ()
+		sort.Strings(env)
+		for _, kv := range env {
+			fmt.Println(kv)
+		}
+		return 0
+	case "fetch":
+		return fetch(first(args))
+	default:
+		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
+		return 2
+	}
+}
+
+func first(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+func environ() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func serve() int {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(environ())
+	})
+	mux.HandleFunc("GET /exit", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.URL.Query().Get("code"))
+		if err != nil {
+			http.Error(w, "code: want a number", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "exiting with code %d\n", code)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond) // let the answer leave
+			os.Exit(code)
+		}()
+	})
+	fmt.Printf("listening on :%s\n", port)
+	if err := http.ListenAndServe(":"+port, mux); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func fetch(url string) int {
+	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode/100 == 2 {
+				os.Stdout.Write(body)
+				return 0
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "fetch %s: %v\n", url, err)
+			return 1
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
