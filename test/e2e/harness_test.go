@@ -104,21 +104,33 @@ func (b *berth) start() {
 		t.Fatal(err)
 	}
 	logf.Close()
-	b.loadEnv()
+	// Wait for health, trusting the CA the server creates in its data dir;
+	// then read the environment as a user would, with `berth env`.
 	deadline := time.Now().Add(2 * time.Minute)
+	var lastErr error
 	for {
-		resp, err := b.client.Get("https://" + b.addr + "/_berth/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+		if pem, err := os.ReadFile(filepath.Join(b.dataDir, "pki", "ca.pem")); err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			resp, err := c.Get("https://" + b.addr + "/_berth/health")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
 			}
+			lastErr = err
 		}
-		if b.cmd.ProcessState != nil || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			b.dumpLog()
-			t.Fatalf("berth did not become healthy: %v", err)
+			t.Fatalf("berth did not become healthy: %v", lastErr)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	b.loadEnv()
+	if want := "https://" + b.addr; b.env["BERTH_ENDPOINT"] != want {
+		t.Fatalf("berth env BERTH_ENDPOINT = %s, want %s", b.env["BERTH_ENDPOINT"], want)
 	}
 }
 
