@@ -77,11 +77,17 @@ func Run(ctx context.Context, o Options) (err error) {
 		}()
 	}
 	serveOn(mainLn, front)
+	// Shutdown order: stop taking requests and let in-flight ones finish,
+	// then close the parts in reverse order of opening.
+	var closers []func()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, s := range servers {
 			_ = s.Shutdown(sctx)
+		}
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
 		}
 	}()
 
@@ -89,7 +95,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	closers = append(closers, func() { st.Close() })
 
 	hosts := aliases(dir.Config.Addr)
 	ids, err := identity.New(identity.Config{Store: st, KeyDir: dir.IdentityDir(), Clock: clk, IssuerHosts: hosts})
@@ -133,7 +139,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
-	defer rt.Close()
+	closers = append(closers, func() { rt.Close() })
 
 	ops := &operation.Tracker{Store: st, Clock: clk}
 	armSrv := &arm.Server{
@@ -149,7 +155,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
-	defer svc.Close()
+	closers = append(closers, svc.Close)
 	// Settle operations a previous run left in progress that nobody resumed.
 	if pending, err := ops.InProgress(ctx); err == nil {
 		for _, op := range pending {
