@@ -22,6 +22,7 @@ const usage = `berth: Azure Container Instances and Container Registry on your m
 
 Usage:
   berth serve [--addr HOST:PORT] [--data-dir DIR] [--containerd-socket PATH] [--log-level LEVEL]
+              [--bridge NAME] [--subnet CIDR]
   berth env   [--data-dir DIR]
   berth version
 `
@@ -66,6 +67,8 @@ func serve(args []string, stderr io.Writer) error {
 	dir := fs.String("data-dir", datadir.Default(), "data directory")
 	sock := fs.String("containerd-socket", "", "use this containerd socket instead of starting berth's own containerd")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	bridge := fs.String("bridge", "", "advanced: name of the Linux bridge for container groups (default berth0)")
+	subnet := fs.String("subnet", "", "advanced: subnet container groups get their addresses from (default 10.213.0.0/16)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +79,7 @@ func serve(args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return server.Run(ctx, server.Options{DataDir: *dir, Addr: *addr, ContainerdSocket: *sock, Log: log})
+	return server.Run(ctx, server.Options{DataDir: *dir, Addr: *addr, ContainerdSocket: *sock, Bridge: *bridge, Subnet: *subnet, Log: log})
 }
 
 func env(args []string, stdout, stderr io.Writer) error {

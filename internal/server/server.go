@@ -39,6 +39,7 @@ type Options struct {
 	DataDir          string
 	Addr             string // empty: what the data directory last used, else datadir.DefaultAddr
 	ContainerdSocket string // empty: start berth's own containerd
+	Bridge, Subnet   string // container-group network; empty: the runtime's defaults
 	Log              *slog.Logger
 	// Ready, if set, is called once every part is serving.
 	Ready func()
@@ -134,7 +135,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	rt, err := containerd.New(ctx, containerd.Config{
-		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
+		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)

@@ -10,9 +10,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,14 @@ import (
 	"testing"
 	"time"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if berthBin != "" {
+		os.RemoveAll(filepath.Dir(berthBin))
+	}
+	os.Exit(code)
+}
 
 var (
 	buildOnce sync.Once
@@ -58,6 +68,7 @@ type berth struct {
 	addr    string
 	cmd     *exec.Cmd
 	logPath string
+	bridge  string
 	env     map[string]string
 	client  *http.Client
 }
@@ -86,8 +97,68 @@ func freeAddr(t *testing.T) string {
 func startBerth(t *testing.T) *berth {
 	b := &berth{t: t, dataDir: t.TempDir(), addr: freeAddr(t)}
 	b.start()
-	t.Cleanup(func() { b.stop() })
+	t.Cleanup(func() {
+		// Containers outlive berth by design; a test removes what it made.
+		if b.cmd != nil {
+			b.deleteAllResourceGroups()
+		}
+		b.stop()
+		_ = exec.Command("ip", "link", "del", b.bridge).Run()
+	})
 	return b
+}
+
+// deleteAllResourceGroups deletes every resource group (and so every
+// container group) through ARM, waiting for each delete to finish.
+func (b *berth) deleteAllResourceGroups() {
+	t := b.t
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {b.env["AZURE_CLIENT_ID"]},
+		"client_secret": {b.env["AZURE_CLIENT_SECRET"]}, "scope": {"https://management.core.windows.net//.default"}}
+	resp, err := b.client.PostForm(b.env["BERTH_ENDPOINT"]+"/"+b.env["AZURE_TENANT_ID"]+"/oauth2/v2.0/token", form)
+	if err != nil {
+		t.Errorf("cleanup token: %v", err)
+		return
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	call := func(method, u string) (*http.Response, error) {
+		req, _ := http.NewRequest(method, u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		return b.client.Do(req)
+	}
+	resp, err = call("GET", b.env["BERTH_ENDPOINT"]+"/subscriptions/"+b.env["AZURE_SUBSCRIPTION_ID"]+"/resourcegroups?api-version=2021-04-01")
+	if err != nil {
+		t.Errorf("cleanup list: %v", err)
+		return
+	}
+	var list struct {
+		Value []struct{ ID string } `json:"value"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	for _, rg := range list.Value {
+		resp, err := call("DELETE", b.env["BERTH_ENDPOINT"]+rg.ID+"?api-version=2021-04-01")
+		if err != nil {
+			t.Errorf("cleanup delete %s: %v", rg.ID, err)
+			continue
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		for i := 0; loc != "" && i < 600; i++ {
+			r, err := call("GET", loc)
+			if err != nil {
+				break
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusAccepted {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 func (b *berth) start() {
@@ -98,7 +169,13 @@ func (b *berth) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command(binary(t), "serve", "--addr", b.addr, "--data-dir", b.dataDir, "--log-level", "debug")
+	// Each berth of a test run gets its own bridge and subnet, so that a
+	// group left by one can never answer for another.
+	port := b.addr[strings.LastIndex(b.addr, ":")+1:]
+	p, _ := strconv.Atoi(port)
+	b.bridge = "bt" + port
+	b.cmd = exec.Command(binary(t), "serve", "--addr", b.addr, "--data-dir", b.dataDir, "--log-level", "debug",
+		"--bridge", b.bridge, "--subnet", fmt.Sprintf("10.%d.%d.0/24", 220+p%30, (p/30)%250))
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
