@@ -61,7 +61,7 @@ func run(n int) error {
 	}
 	data := filepath.Join(tmp, "data")
 	logf, _ := os.Create(filepath.Join(tmp, "berth.log"))
-	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data)
+	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data, "--bridge", "berthbench", "--subnet", "10.219.0.0/24")
 	srv.Stdout, srv.Stderr = logf, logf
 	if err := srv.Start(); err != nil {
 		return err
@@ -69,7 +69,25 @@ func run(n int) error {
 	defer func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
+		exec.Command("ip", "link", "del", "berthbench").Run()
 	}()
+	// Wait for health (trusting the CA berth creates), then read `berth env`.
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		if pem, err := os.ReadFile(filepath.Join(data, "pki", "ca.pem")); err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			if resp, err := c.Get("https://" + addr + "/_berth/health"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+		}
+		if time.Since(start) > 2*time.Minute {
+			return fmt.Errorf("berth not healthy")
+		}
+	}
 	out, err := exec.Command(bin, "env", "--data-dir", data).Output()
 	if err != nil {
 		return err
@@ -86,18 +104,6 @@ func run(n int) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8}}
-	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := client.Get(e["BERTH_ENDPOINT"] + "/_berth/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Since(start) > 2*time.Minute {
-			return fmt.Errorf("berth not healthy")
-		}
-	}
 
 	img, err := testimage.Image()
 	if err != nil {
