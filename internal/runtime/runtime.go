@@ -175,6 +175,11 @@ type Runtime interface {
 	// only the last tail lines. ErrNotFound for unknown group or container.
 	Logs(ctx context.Context, id, container string, tail int) ([]byte, error)
 
+	// ListGroups returns the ids of every group the runtime holds, in no
+	// particular order (berth sweeps groups no stored container group
+	// refers to, e.g. after a crash mid-update).
+	ListGroups(ctx context.Context) ([]string, error)
+
 	// DeleteGroup kills the containers, removes them, their logs, the sandbox
 	// and its address. Deleting an unknown id succeeds.
 	DeleteGroup(ctx context.Context, id string) error

@@ -170,6 +170,27 @@ func writeFileAtomic(path string, data []byte, exclusive bool) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// ListGroups returns the ids of the groups with a record under the data
+// directory.
+func (r *Runtime) ListGroups(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(r.cfg.DataDir, "groups"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && validID.MatchString(e.Name()) {
+			if _, err := os.Stat(r.recordPath(e.Name())); err == nil {
+				ids = append(ids, e.Name())
+			}
+		}
+	}
+	return ids, nil
+}
+
 var validID = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 func validateSpec(spec runtime.GroupSpec) error {

@@ -144,6 +144,17 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, tail int) ([]byte, 
 	return tailLines(c.logs.Bytes(), tail), nil
 }
 
+// ListGroups returns the ids of the simulated groups.
+func (r *Runtime) ListGroups(ctx context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.groups))
+	for id := range r.groups {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // DeleteGroup forgets the group.
 func (r *Runtime) DeleteGroup(ctx context.Context, id string) error {
 	r.mu.Lock()

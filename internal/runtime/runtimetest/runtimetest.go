@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,9 +152,22 @@ func testCreateStatusDelete(t *testing.T, e Env) {
 	if c.Current.StartTime.IsZero() || c.RestartCount != 0 || c.Previous != nil {
 		t.Errorf("running container status = %+v", c)
 	}
+	listed := func() bool {
+		ids, err := rt.ListGroups(ctx)
+		if err != nil {
+			t.Fatalf("ListGroups: %v", err)
+		}
+		return slices.Contains(ids, spec.ID)
+	}
+	if !listed() {
+		t.Errorf("ListGroups does not list %s", spec.ID)
+	}
 
 	if err := rt.DeleteGroup(ctx, spec.ID); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
+	}
+	if listed() {
+		t.Errorf("ListGroups lists %s after delete", spec.ID)
 	}
 	if _, err := rt.Status(ctx, spec.ID); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Status after delete: err = %v, want ErrNotFound", err)
