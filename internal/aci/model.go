@@ -31,6 +31,12 @@ type Group struct {
 	IP                string    `json:"ip,omitempty"`
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// OperationID is the async operation of the last create or update.
+	OperationID string `json:"operationId,omitempty"`
+	// Replaces are runtime groups of earlier incarnations that provisioning
+	// must delete before it creates this one (kept until they are gone, so
+	// a crash mid-update cannot leak them).
+	Replaces []string `json:"replaces,omitempty"`
 	// FailureCode/Message describe why provisioning failed.
 	FailureCode    string `json:"failureCode,omitempty"`
 	FailureMessage string `json:"failureMessage,omitempty"`
@@ -40,6 +46,43 @@ type Group struct {
 func (g *Group) ID() string {
 	return "/subscriptions/" + g.Subscription + "/resourceGroups/" + g.ResourceGroup +
 		"/providers/Microsoft.ContainerInstance/containerGroups/" + g.Name
+}
+
+// clone returns a deep copy of g.
+func (g *Group) clone() *Group {
+	c := *g
+	c.Tags = cloneMap(g.Tags)
+	c.Zones = append([]string(nil), g.Zones...)
+	c.Replaces = append([]string(nil), g.Replaces...)
+	c.Containers = make([]Container, len(g.Containers))
+	for i, ct := range g.Containers {
+		ct.Command = append([]string(nil), ct.Command...)
+		ct.Env = append([]EnvVar(nil), ct.Env...)
+		ct.Ports = append([]Port(nil), ct.Ports...)
+		if ct.Limits != nil {
+			l := *ct.Limits
+			ct.Limits = &l
+		}
+		c.Containers[i] = ct
+	}
+	if g.IPAddress != nil {
+		ip := *g.IPAddress
+		ip.Ports = append([]Port(nil), g.IPAddress.Ports...)
+		c.IPAddress = &ip
+	}
+	c.RegistryCredentials = append([]RegistryCredential(nil), g.RegistryCredentials...)
+	return &c
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // Container is one container of a group.

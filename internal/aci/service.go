@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,10 +22,15 @@ import (
 	"github.com/berth-dev/berth/internal/store"
 )
 
+// Store tables.
 const (
-	tableGroups = "aci/groups" // key: sub/rg/name (lower-case) → Group
-	tableEvents = "aci/events" // key: runtimeID/container → []Event
-	maxEvents   = 50           // per container, oldest dropped
+	tableGroups  = "aci/groups"  // sub/rg/name (lower-case) → Group
+	tableRuntime = "aci/runtime" // runtime id → group key, for every runtime group a record owns
+	tableEvents  = "aci/events"  // runtime id/container → []Event
+)
+
+const (
+	maxEvents   = 50 // per container; the oldest are dropped
 	opKindWrite = "containerGroups/write"
 )
 
@@ -37,6 +43,13 @@ const (
 )
 
 // Service manages container groups.
+//
+// Changes to one group are serialised: a create or update holds the group's
+// flight until provisioning ends (a second PUT meanwhile gets 409
+// ContainerGroupTransitioning); a delete cancels a create in flight and
+// waits for it. Every state change and the operation that reports it are
+// written in one transaction, so a crash leaves either the old or the new
+// state; Start resumes what a previous run left in progress.
 type Service struct {
 	Store      store.Store
 	Runtime    runtime.Runtime
@@ -45,27 +58,50 @@ type Service struct {
 	Clock      clock.Clock
 	Log        *slog.Logger
 
-	mu       sync.Mutex
-	inflight map[string]*flight // by group key
-	stop     func()
-	wg       sync.WaitGroup
+	mu         sync.Mutex
+	flights    map[string]*flight // by group key
+	closed     bool
+	ctx        context.Context // canceled by Close
+	cancel     context.CancelFunc
+	stopEvents func()
+	wg         sync.WaitGroup
 }
 
 type flight struct {
+	delete bool
+	ctx    context.Context // canceled when a delete takes over or berth stops
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+var (
+	errShutdown   = apierr.New(apierr.Unavailable, "ServiceUnavailable", "berth is shutting down; please retry.")
+	errTransition = func(name string) error {
+		return apierr.New(apierr.Conflict, "ContainerGroupTransitioning", "The container group '%s' is still transitioning, please retry later.", name)
+	}
+	errCanceledOp  = apierr.New(apierr.Conflict, "Canceled", "The operation was canceled because the container group was deleted.")
+	errInterrupted = apierr.New(apierr.Internal, "OperationInterrupted", "berth restarted while the operation was running; please retry.")
+)
 
 func key(sub, rg, name string) string {
 	return strings.ToLower(sub) + "/" + strings.ToLower(rg) + "/" + strings.ToLower(name)
 }
 
+func (s *Service) logf(format string, args ...any) {
+	if s.Log != nil {
+		s.Log.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
 // Start subscribes to the runtime's events, registers the resource-group
-// delete hook and re-adopts every stored group (berth restarted). Call once.
+// delete hook and reconciles with the runtime after a (re)start: running
+// groups are re-adopted, interrupted creates resume, operations left in
+// progress are settled, and runtime groups no record owns are deleted.
 func (s *Service) Start(ctx context.Context) error {
-	s.inflight = map[string]*flight{}
-	events, cancel := s.Runtime.Subscribe()
-	s.stop = cancel
+	s.flights = map[string]*flight{}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	events, stop := s.Runtime.Subscribe()
+	s.stopEvents = stop
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -79,17 +115,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ops, err := s.Operations.InProgress(ctx)
-	if err != nil {
-		return err
-	}
-	pendingOps := map[string]string{}
-	for _, op := range ops {
-		if op.Kind == opKindWrite {
-			pendingOps[strings.ToLower(op.ResourceID)] = op.ID
-		}
-	}
+	owned := map[string]bool{}
+	resuming := map[string]bool{} // operation ids
 	for _, g := range groups {
+		owned[g.RuntimeID] = true
+		for _, r := range g.Replaces {
+			owned[r] = true
+		}
 		switch g.ProvisioningState {
 		case Succeeded:
 			st, err := s.Runtime.RecoverGroup(ctx, s.runtimeSpec(g))
@@ -97,149 +129,261 @@ func (s *Service) Start(ctx context.Context) error {
 				s.logf("recover group %s: %v", g.ID(), err)
 				continue
 			}
-			if st.IP != g.IP && st.IP != "" {
-				s.update(ctx, g, func(g *Group) { g.IP = st.IP })
+			if st.IP != "" && st.IP != g.IP {
+				_, _ = s.update(ctx, g, func(_ store.Tx, g *Group) error { g.IP = st.IP; return nil })
 			}
 		case Pending, Creating:
-			// A create was cut off by a restart: drive it again.
-			opID := pendingOps[strings.ToLower(g.ID())]
-			s.launch(g, opID)
+			k := key(g.Subscription, g.ResourceGroup, g.Name)
+			f, err := s.reserve(k, false, g.Name)
+			if err != nil {
+				return err
+			}
+			resuming[g.OperationID] = true
+			s.launch(k, f, g)
+		}
+	}
+	// Settle write operations nobody resumes.
+	ops, err := s.Operations.InProgress(ctx)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if op.Kind != opKindWrite || resuming[op.ID] {
+			continue
+		}
+		var cause error = errInterrupted
+		for _, g := range groups {
+			if g.OperationID == op.ID && strings.EqualFold(g.ID(), op.ResourceID) {
+				switch g.ProvisioningState {
+				case Succeeded:
+					cause = nil
+				case Failed:
+					cause = apierr.New(apierr.Invalid, g.FailureCode, "%s", g.FailureMessage)
+				}
+			}
+		}
+		if err := s.Operations.Finish(ctx, op.ID, cause); err != nil {
+			return err
+		}
+	}
+	// Sweep runtime groups no record owns (a crash between creating one and
+	// recording it, or an old runtime that predates this data).
+	ids, err := s.Runtime.ListGroups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !owned[id] {
+			s.logf("deleting runtime group %s: no container group owns it", id)
+			if err := s.Runtime.DeleteGroup(ctx, id); err != nil {
+				s.logf("delete orphan runtime group %s: %v", id, err)
+			}
 		}
 	}
 	return nil
 }
 
-// Close stops the event subscription and waits for background work.
+// Close refuses new changes, stops provisioning in flight (it resumes on the
+// next Start) and the event subscription, and waits for background work.
 func (s *Service) Close() {
 	s.mu.Lock()
-	for _, f := range s.inflight {
-		f.cancel()
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel()
 	}
 	s.mu.Unlock()
-	if s.stop != nil {
-		s.stop()
+	if s.stopEvents != nil {
+		s.stopEvents()
 	}
 	s.wg.Wait()
 }
 
-func (s *Service) logf(format string, args ...any) {
-	if s.Log != nil {
-		s.Log.Warn(fmt.Sprintf(format, args...))
+// reserve takes the group's flight. A delete cancels a create in flight and
+// waits for it; anything else finding the group busy gets
+// ContainerGroupTransitioning.
+func (s *Service) reserve(k string, del bool, name string) (*flight, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errShutdown
+		}
+		cur := s.flights[k]
+		if cur == nil {
+			ctx, cancel := context.WithCancel(s.ctx)
+			f := &flight{delete: del, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+			s.flights[k] = f
+			s.mu.Unlock()
+			return f, nil
+		}
+		s.mu.Unlock()
+		if !del || cur.delete {
+			return nil, errTransition(name)
+		}
+		cur.cancel()
+		<-cur.done
 	}
+}
+
+// release gives the flight back (only if it is still the group's).
+func (s *Service) release(k string, f *flight) {
+	s.mu.Lock()
+	if s.flights[k] == f {
+		delete(s.flights, k)
+	}
+	s.mu.Unlock()
+	f.cancel()
+	close(f.done)
 }
 
 // CreateOrUpdate validates and stores g, then provisions it in the
 // background. It returns the stored group, whether it was created, and the
 // async operation that tracks provisioning.
 func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*Group, bool, *operation.Operation, error) {
-	if _, err := s.Resources.Get(ctx, g.Subscription, g.ResourceGroup); err != nil {
-		return nil, false, nil, err
-	}
 	if err := Validate(g); err != nil {
 		return nil, false, nil, err
 	}
 	k := key(g.Subscription, g.ResourceGroup, g.Name)
-	s.mu.Lock()
-	if _, busy := s.inflight[k]; busy {
-		s.mu.Unlock()
-		return nil, false, nil, apierr.New(apierr.Conflict, "ContainerGroupTransitioning", "The container group '%s' is still transitioning, please retry later.", g.Name)
-	}
-	s.mu.Unlock()
-
-	now := s.Clock.Now().UTC()
-	old, err := s.Get(ctx, g.Subscription, g.ResourceGroup, g.Name)
-	created := apierr.Is(err, apierr.NotFound)
-	if err != nil && !created {
-		return nil, false, nil, err
-	}
-	if !created {
-		if !strings.EqualFold(old.OSType, g.OSType) {
-			return nil, false, nil, apierr.New(apierr.Invalid, "ContainerGroupUpdateNotAllowed",
-				"The 'osType' of container group '%s' cannot be updated. Please delete the container group and create it again.", g.Name)
-		}
-		g.Name = old.Name // keep the name as first written
-		g.CreatedAt = old.CreatedAt
-	} else {
-		g.CreatedAt = now
-	}
-	g.ProvisioningState = Pending
-	g.UpdatedAt = now
-	g.IP = ""
-	g.RuntimeID = strings.ReplaceAll(uuid.NewString(), "-", "")
-	g.FailureCode, g.FailureMessage = "", ""
-	op, err := s.Operations.Start(ctx, g.ID(), opKindWrite)
+	f, err := s.reserve(k, false, g.Name)
 	if err != nil {
 		return nil, false, nil, err
 	}
-	if err := s.put(ctx, g); err != nil {
+	g = g.clone()
+	op := s.Operations.New(g.ID(), opKindWrite)
+	var created bool
+	err = s.Store.Update(ctx, func(tx store.Tx) error {
+		if err := resources.RequireActiveTx(tx, g.Subscription, g.ResourceGroup); err != nil {
+			return err
+		}
+		now := s.Clock.Now().UTC()
+		old, err := getGroup(tx, g.Subscription, g.ResourceGroup, g.Name)
+		switch {
+		case apierr.Is(err, apierr.NotFound):
+			created = true
+			g.CreatedAt = now
+		case err != nil:
+			return err
+		default:
+			if err := checkUpdate(old, g); err != nil {
+				return err
+			}
+			g.Name, g.CreatedAt = old.Name, old.CreatedAt
+			g.Replaces = append(append([]string(nil), old.Replaces...), old.RuntimeID)
+		}
+		g.ProvisioningState, g.UpdatedAt, g.IP = Pending, now, ""
+		g.RuntimeID = strings.ReplaceAll(uuid.NewString(), "-", "")
+		g.OperationID = op.ID
+		g.FailureCode, g.FailureMessage = "", ""
+		if err := s.Operations.StartTx(tx, op); err != nil {
+			return err
+		}
+		if err := tx.Put(tableRuntime, g.RuntimeID, []byte(k)); err != nil {
+			return err
+		}
+		return putGroup(tx, g)
+	})
+	if err != nil {
+		s.release(k, f)
 		return nil, false, nil, err
 	}
-	var oldRT string
-	if !created {
-		oldRT = old.RuntimeID
-	}
-	s.launchReplacing(g, op.ID, oldRT)
+	s.launch(k, f, g.clone())
 	return g, created, op, nil
 }
 
-func (s *Service) launch(g *Group, opID string) { s.launchReplacing(g, opID, "") }
+// checkUpdate refuses changes ACI only allows by deleting the group first.
+func checkUpdate(old, g *Group) error {
+	if !strings.EqualFold(normLoc(old.Location), normLoc(g.Location)) {
+		return apierr.New(apierr.Invalid, "InvalidResourceLocation",
+			"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
+			old.Name, old.Location, old.ResourceGroup, g.Location)
+	}
+	notAllowed := func(prop string) error {
+		return apierr.New(apierr.Invalid, "ContainerGroupUpdateNotAllowed",
+			"The property '%s' of container group '%s' cannot be updated. Delete the container group and create it again to change it.", prop, old.Name)
+	}
+	if !strings.EqualFold(old.OSType, g.OSType) {
+		return notAllowed("osType")
+	}
+	if !strings.EqualFold(old.RestartPolicy, g.RestartPolicy) {
+		return notAllowed("restartPolicy")
+	}
+	for _, c := range g.Containers {
+		for _, oc := range old.Containers {
+			if oc.Name == c.Name && oc.Requests != c.Requests {
+				return notAllowed("containers[" + c.Name + "].resources.requests")
+			}
+		}
+	}
+	return nil
+}
 
-// launchReplacing provisions g in the background, first removing the
-// runtime group oldRT that an update replaces.
-func (s *Service) launchReplacing(g *Group, opID, oldRT string) {
-	k := key(g.Subscription, g.ResourceGroup, g.Name)
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &flight{cancel: cancel, done: make(chan struct{})}
-	s.mu.Lock()
-	s.inflight[k] = f
-	s.mu.Unlock()
+func normLoc(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+// launch provisions g in the background under the flight f.
+func (s *Service) launch(k string, f *flight, g *Group) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(f.done)
-		defer cancel()
-		err := s.provision(ctx, g, oldRT)
-		s.mu.Lock()
-		delete(s.inflight, k)
-		s.mu.Unlock()
-		if opID != "" {
-			if ferr := s.Operations.Finish(context.Background(), opID, err); ferr != nil {
-				s.logf("finish operation %s: %v", opID, ferr)
-			}
-		}
+		defer s.release(k, f)
+		s.provision(f.ctx, g)
 	}()
 }
 
-func (s *Service) provision(ctx context.Context, g *Group, oldRT string) error {
-	if oldRT != "" {
-		if err := s.Runtime.DeleteGroup(ctx, oldRT); err != nil {
-			s.logf("delete replaced runtime group %s: %v", oldRT, err)
+// provision deletes the runtime groups g replaces, creates g's, and settles
+// the group's state and its operation in one transaction. If berth shuts
+// down meanwhile, nothing is settled: Start resumes it.
+func (s *Service) provision(ctx context.Context, g *Group) {
+	for _, old := range g.Replaces {
+		if err := s.Runtime.DeleteGroup(ctx, old); err != nil {
+			if ctx.Err() == nil {
+				s.logf("delete replaced runtime group %s: %v", old, err)
+			}
+			return
 		}
-		s.dropEvents(context.Background(), oldRT)
-	}
-	s.update(context.Background(), g, func(g *Group) { g.ProvisioningState = Creating })
-	// A previous run may have left a half-created runtime group behind.
-	_ = s.Runtime.DeleteGroup(ctx, g.RuntimeID)
-	st, err := s.Runtime.CreateGroup(ctx, s.runtimeSpec(g))
-	if ctx.Err() != nil {
-		return apierr.New(apierr.Conflict, "Canceled", "The operation was canceled.")
-	}
-	if err != nil {
-		code, msg := "ContainerGroupDeploymentFailed", fmt.Sprintf("The container group '%s' could not be deployed: %v", g.Name, err)
-		if errors.Is(err, runtime.ErrImagePull) {
-			img := imageOf(err, g)
-			code = "InaccessibleImage"
-			msg = fmt.Sprintf("The image '%s' in container group '%s' is not accessible. Please check the image and registry credential.", img, g.Name)
-		}
-		s.update(context.Background(), g, func(g *Group) {
-			g.ProvisioningState, g.FailureCode, g.FailureMessage = Failed, code, msg
+		_, _ = s.update(context.Background(), g, func(tx store.Tx, g *Group) error {
+			g.Replaces = slices.DeleteFunc(g.Replaces, func(r string) bool { return r == old })
+			return forgetRuntime(tx, old)
 		})
-		return apierr.New(apierr.Invalid, code, "%s", msg)
 	}
-	s.update(context.Background(), g, func(g *Group) {
-		g.ProvisioningState, g.IP = Succeeded, st.IP
+	if ok, _ := s.update(context.Background(), g, func(_ store.Tx, g *Group) error { g.ProvisioningState = Creating; return nil }); !ok {
+		return
+	}
+	// A previous run may have left a half-created runtime group behind.
+	if err := s.Runtime.DeleteGroup(ctx, g.RuntimeID); err != nil && ctx.Err() == nil {
+		s.logf("clear runtime group %s: %v", g.RuntimeID, err)
+	}
+	st, err := s.Runtime.CreateGroup(ctx, s.runtimeSpec(g))
+	if s.ctx.Err() != nil {
+		return // shutting down: resumed on the next Start
+	}
+	if ctx.Err() != nil {
+		return // canceled by a delete, which removes the group and settles
+	}
+	var cause error
+	if err != nil {
+		code := "ContainerGroupDeploymentFailed"
+		msg := fmt.Sprintf("The container group '%s' could not be deployed. See the containers' events for details.", g.Name)
+		if errors.Is(err, runtime.ErrImagePull) {
+			code = "InaccessibleImage"
+			msg = fmt.Sprintf("The image '%s' in container group '%s' is not accessible. Please check the image and registry credential.", imageOf(err, g), g.Name)
+		}
+		s.logf("provision %s: %v", g.ID(), err)
+		cause = apierr.New(apierr.Invalid, code, "%s", msg)
+	}
+	ok, uerr := s.update(context.Background(), g, func(tx store.Tx, g *Group) error {
+		if cause != nil {
+			e := apierr.As(cause)
+			g.ProvisioningState, g.FailureCode, g.FailureMessage = Failed, e.Code, e.Message
+		} else {
+			g.ProvisioningState, g.IP = Succeeded, st.IP
+		}
+		return s.Operations.FinishTx(tx, g.OperationID, cause)
 	})
-	return nil
+	if !ok && uerr == nil {
+		// The record moved on without us: do not leave our containers behind.
+		_ = s.Runtime.DeleteGroup(context.Background(), g.RuntimeID)
+		_ = s.Operations.Finish(context.Background(), g.OperationID, errCanceledOp)
+	}
 }
 
 // imageOf finds which image of g a pull error is about.
@@ -289,15 +433,9 @@ func (s *Service) runtimeSpec(g *Group) runtime.GroupSpec {
 func (s *Service) Get(ctx context.Context, sub, rg, name string) (*Group, error) {
 	var g *Group
 	err := s.Store.View(ctx, func(tx store.Tx) error {
-		b, err := tx.Get(tableGroups, key(sub, rg, name))
-		if errors.Is(err, store.ErrNotFound) {
-			return NotFound(rg, name)
-		}
-		if err != nil {
-			return err
-		}
-		g = new(Group)
-		return json.Unmarshal(b, g)
+		var err error
+		g, err = getGroup(tx, sub, rg, name)
+		return err
 	})
 	return g, err
 }
@@ -321,7 +459,6 @@ func (s *Service) View(ctx context.Context, sub, rg, name string) (*View, error)
 }
 
 func (s *Service) view(ctx context.Context, g *Group) (*View, error) {
-	v := &View{Group: g, Events: []Event{}, Containers: map[string]*ContainerView{}}
 	events, err := s.events(ctx, g.RuntimeID)
 	if err != nil {
 		return nil, err
@@ -337,6 +474,11 @@ func (s *Service) view(ctx context.Context, g *Group) (*View, error) {
 			return nil, err
 		}
 	}
+	return buildView(g, events, live), nil
+}
+
+func buildView(g *Group, events map[string][]Event, live *runtime.GroupStatus) *View {
+	v := &View{Group: g, Events: []Event{}, Containers: map[string]*ContainerView{}}
 	byName := map[string]runtime.ContainerStatus{}
 	if live != nil {
 		for _, c := range live.Containers {
@@ -359,7 +501,7 @@ func (s *Service) view(ctx context.Context, g *Group) (*View, error) {
 		v.Containers[c.Name] = cv
 	}
 	v.State = groupState(g, live)
-	return v, nil
+	return v
 }
 
 func fromRuntime(st runtime.ContainerState) ContainerState {
@@ -373,11 +515,11 @@ func fromRuntime(st runtime.ContainerState) ContainerState {
 
 // groupState derives instanceView.state as ACI reports it.
 func groupState(g *Group, live *runtime.GroupStatus) string {
-	if g.ProvisioningState != Succeeded || live == nil {
-		if g.ProvisioningState == Succeeded {
-			return "Stopped"
-		}
+	if g.ProvisioningState != Succeeded {
 		return "Pending"
+	}
+	if live == nil {
+		return "Stopped"
 	}
 	running, terminated, failed := 0, 0, 0
 	for _, c := range live.Containers {
@@ -399,7 +541,7 @@ func groupState(g *Group, live *runtime.GroupStatus) string {
 			return "Failed"
 		}
 		return "Succeeded"
-	case terminated > 0 || len(live.Containers) > 0:
+	case len(live.Containers) > 0:
 		// Waiting to restart (back-off) counts as running, as ACI reports.
 		return "Running"
 	}
@@ -434,37 +576,57 @@ func (s *Service) list(ctx context.Context, prefix string) ([]*Group, error) {
 }
 
 // Delete removes a group: cancels a create in flight, deletes the runtime
-// group (processes, network namespace, address), then the record. It
+// groups (processes, network namespace, address), then the record. It
 // returns the group as it was.
 func (s *Service) Delete(ctx context.Context, sub, rg, name string) (*View, error) {
 	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
 		return nil, err
 	}
+	return s.remove(ctx, sub, rg, name)
+}
+
+func (s *Service) remove(ctx context.Context, sub, rg, name string) (*View, error) {
+	k := key(sub, rg, name)
+	f, err := s.reserve(k, true, name)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(k, f)
 	g, err := s.Get(ctx, sub, rg, name)
 	if err != nil {
 		return nil, err
 	}
 	v, err := s.view(ctx, g)
 	if err != nil {
-		return nil, err
+		// The runtime could not say; answer with what is stored.
+		v = buildView(g, nil, nil)
 	}
-	return v, s.remove(ctx, g)
-}
-
-func (s *Service) remove(ctx context.Context, g *Group) error {
-	k := key(g.Subscription, g.ResourceGroup, g.Name)
-	s.mu.Lock()
-	f := s.inflight[k]
-	s.mu.Unlock()
-	if f != nil {
-		f.cancel()
-		<-f.done
+	// Teardown must finish even if the client goes away.
+	dctx := context.WithoutCancel(ctx)
+	for _, id := range append(append([]string(nil), g.Replaces...), g.RuntimeID) {
+		if err := s.Runtime.DeleteGroup(dctx, id); err != nil {
+			return nil, fmt.Errorf("delete runtime group %s: %w", id, err)
+		}
 	}
-	if err := s.Runtime.DeleteGroup(ctx, g.RuntimeID); err != nil {
-		return fmt.Errorf("delete runtime group: %w", err)
-	}
-	s.dropEvents(ctx, g.RuntimeID)
-	return s.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(tableGroups, k) })
+	err = s.Store.Update(dctx, func(tx store.Tx) error {
+		cur, err := getGroup(tx, sub, rg, name)
+		if err != nil {
+			return err
+		}
+		if cur.RuntimeID != g.RuntimeID {
+			return fmt.Errorf("container group %s changed during delete", name)
+		}
+		for _, id := range append(cur.Replaces, cur.RuntimeID) {
+			if err := forgetRuntime(tx, id); err != nil {
+				return err
+			}
+		}
+		if err := s.Operations.FinishTx(tx, cur.OperationID, errCanceledOp); err != nil {
+			return err
+		}
+		return tx.Delete(tableGroups, k)
+	})
+	return v, err
 }
 
 func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
@@ -473,7 +635,7 @@ func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
 		return err
 	}
 	for _, g := range groups {
-		if err := s.remove(ctx, g); err != nil {
+		if _, err := s.remove(ctx, g.Subscription, g.ResourceGroup, g.Name); err != nil && !apierr.Is(err, apierr.NotFound) {
 			return err
 		}
 	}
@@ -489,13 +651,7 @@ func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tai
 	if err != nil {
 		return "", err
 	}
-	found := false
-	for _, c := range g.Containers {
-		if c.Name == container {
-			found = true
-		}
-	}
-	if !found {
+	if !slices.ContainsFunc(g.Containers, func(c Container) bool { return c.Name == container }) {
 		return "", apierr.New(apierr.NotFound, "ContainerNotFound", "The container '%s' could not be found in container group '%s'.", container, g.Name)
 	}
 	b, err := s.Runtime.Logs(ctx, g.RuntimeID, container, tail)
@@ -505,51 +661,100 @@ func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tai
 	return string(b), err
 }
 
-func (s *Service) put(ctx context.Context, g *Group) error {
+// SetTags replaces a group's tags (PATCH).
+func (s *Service) SetTags(ctx context.Context, sub, rg, name string, tags map[string]string) error {
+	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
+		return err
+	}
+	return s.Store.Update(ctx, func(tx store.Tx) error {
+		g, err := getGroup(tx, sub, rg, name)
+		if err != nil {
+			return err
+		}
+		g.Tags, g.UpdatedAt = tags, s.Clock.Now().UTC()
+		return putGroup(tx, g)
+	})
+}
+
+func getGroup(tx store.Tx, sub, rg, name string) (*Group, error) {
+	b, err := tx.Get(tableGroups, key(sub, rg, name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, NotFound(rg, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g := new(Group)
+	return g, json.Unmarshal(b, g)
+}
+
+func putGroup(tx store.Tx, g *Group) error {
 	b, err := json.Marshal(g)
 	if err != nil {
 		return err
 	}
-	return s.Store.Update(ctx, func(tx store.Tx) error {
-		return tx.Put(tableGroups, key(g.Subscription, g.ResourceGroup, g.Name), b)
-	})
+	return tx.Put(tableGroups, key(g.Subscription, g.ResourceGroup, g.Name), b)
 }
 
-// update applies fn to the stored copy of g if it is still the same
-// incarnation (same runtime id), and mirrors the change into g.
-func (s *Service) update(ctx context.Context, g *Group, fn func(*Group)) {
-	err := s.Store.Update(ctx, func(tx store.Tx) error {
-		k := key(g.Subscription, g.ResourceGroup, g.Name)
-		b, err := tx.Get(tableGroups, k)
-		if err != nil {
+// forgetRuntime drops what is stored about one runtime group: its owner
+// index entry and its events.
+func forgetRuntime(tx store.Tx, runtimeID string) error {
+	if err := tx.Delete(tableRuntime, runtimeID); err != nil {
+		return err
+	}
+	var keys []string
+	if err := tx.Scan(tableEvents, runtimeID+"/", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(tableEvents, k); err != nil {
 			return err
 		}
-		var cur Group
-		if err := json.Unmarshal(b, &cur); err != nil {
+	}
+	return nil
+}
+
+// update applies fn to the stored group in one transaction if it is still
+// g's incarnation (same runtime id), and mirrors the result into g. It
+// reports whether it applied.
+func (s *Service) update(ctx context.Context, g *Group, fn func(store.Tx, *Group) error) (bool, error) {
+	applied := false
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		cur, err := getGroup(tx, g.Subscription, g.ResourceGroup, g.Name)
+		if apierr.Is(err, apierr.NotFound) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		if cur.RuntimeID != g.RuntimeID {
 			return nil
 		}
-		fn(&cur)
-		cur.UpdatedAt = s.Clock.Now().UTC()
-		if b, err = json.Marshal(&cur); err != nil {
+		if err := fn(tx, cur); err != nil {
 			return err
 		}
-		*g = cur
-		return tx.Put(tableGroups, k, b)
+		cur.UpdatedAt = s.Clock.Now().UTC()
+		if err := putGroup(tx, cur); err != nil {
+			return err
+		}
+		*g = *cur
+		applied = true
+		return nil
 	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil {
 		s.logf("update group %s: %v", g.ID(), err)
 	}
+	return applied, err
 }
 
-// record folds a runtime event into the stored events of its container.
+// record folds a runtime event into the stored events of its container, if
+// a container group still owns that runtime group. Repeats of an event
+// (same name and message) are folded into one entry with a count.
 func (s *Service) record(ev runtime.Event) {
-	name := string(ev.Kind)
 	if ev.Kind == runtime.EventExited {
 		return // exits show in the container state, not as ACI events
 	}
+	name := string(ev.Kind)
 	typ := "Normal"
 	if ev.Warning {
 		typ = "Warning"
@@ -557,16 +762,22 @@ func (s *Service) record(ev runtime.Event) {
 	t := ev.Time.UTC().Truncate(time.Second)
 	k := ev.GroupID + "/" + ev.Container
 	err := s.Store.Update(context.Background(), func(tx store.Tx) error {
+		if _, err := tx.Get(tableRuntime, ev.GroupID); errors.Is(err, store.ErrNotFound) {
+			return nil // deleted, or not ours
+		} else if err != nil {
+			return err
+		}
 		var list []Event
 		if b, err := tx.Get(tableEvents, k); err == nil {
 			_ = json.Unmarshal(b, &list)
 		}
-		if n := len(list); n > 0 && list[n-1].Name == name && list[n-1].Message == ev.Message {
-			list[n-1].Count++
-			list[n-1].LastTimestamp = t
-		} else {
-			list = append(list, Event{Count: 1, FirstTimestamp: t, LastTimestamp: t, Name: name, Message: ev.Message, Type: typ})
+		e := Event{Count: 1, FirstTimestamp: t, Name: name, Message: ev.Message, Type: typ}
+		if i := slices.IndexFunc(list, func(x Event) bool { return x.Name == name && x.Message == ev.Message }); i >= 0 {
+			e.Count, e.FirstTimestamp = list[i].Count+1, list[i].FirstTimestamp
+			list = slices.Delete(list, i, i+1)
 		}
+		e.LastTimestamp = t
+		list = append(list, e)
 		if len(list) > maxEvents {
 			list = list[len(list)-maxEvents:]
 		}
@@ -593,32 +804,4 @@ func (s *Service) events(ctx context.Context, runtimeID string) (map[string][]Ev
 		})
 	})
 	return out, err
-}
-
-func (s *Service) dropEvents(ctx context.Context, runtimeID string) {
-	_ = s.Store.Update(ctx, func(tx store.Tx) error {
-		var keys []string
-		if err := tx.Scan(tableEvents, runtimeID+"/", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(tableEvents, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// SetTags replaces a group's tags (PATCH).
-func (s *Service) SetTags(ctx context.Context, sub, rg, name string, tags map[string]string) error {
-	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
-		return err
-	}
-	g, err := s.Get(ctx, sub, rg, name)
-	if err != nil {
-		return err
-	}
-	s.update(ctx, g, func(g *Group) { g.Tags = tags })
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/resources"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/fake"
 	"github.com/berth-dev/berth/internal/store"
 	"github.com/berth-dev/berth/internal/store/memory"
@@ -41,13 +42,16 @@ func newEnv(t *testing.T) *env {
 // (re)start does.
 func (e *env) start(t *testing.T) {
 	clk := clock.Real{}
-	e.res = &resources.Service{Store: e.st, Clock: clk}
 	e.ops = &operation.Tracker{Store: e.st, Clock: clk}
+	e.res = &resources.Service{Store: e.st, Clock: clk, Operations: e.ops}
 	e.svc = &Service{Store: e.st, Runtime: e.rt, Resources: e.res, Operations: e.ops, Clock: clk}
 	if err := e.svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.svc.Close)
+	if err := e.res.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.res.Close(); e.svc.Close() })
 }
 
 func group(name, policy string, cmd ...string) *Group {
@@ -241,16 +245,146 @@ func TestUpdateReplacesAndResourceGroupDeleteCascades(t *testing.T) {
 	if _, err := e.rt.Status(ctx, g1.RuntimeID); err == nil {
 		t.Fatal("old runtime group kept after update")
 	}
-	if _, err := e.res.BeginDelete(ctx, "sub", "rg"); err != nil {
+	rgOp, err := e.res.BeginDelete(ctx, "sub", "rg")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.res.Delete(ctx, "sub", "rg"); err != nil {
-		t.Fatal(err)
+	if got := e.waitOp(t, rgOp.ID); got.Status != operation.Succeeded {
+		t.Fatalf("resource group delete: %+v", got)
 	}
 	if _, err := e.rt.Status(ctx, g2.RuntimeID); err == nil {
 		t.Fatal("runtime group kept after resource group delete")
 	}
 	if list, _ := e.svc.List(ctx, "sub", ""); len(list) != 0 {
 		t.Fatalf("groups left: %d", len(list))
+	}
+}
+
+func TestConcurrentChangesAreSerialised(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	slow := group("web", "Always")
+	slow.Containers[0].Image = "reg/slow:v1"
+	_, _, op, err := e.svc.CreateOrUpdate(ctx, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second PUT while the first provisions is refused.
+	if _, _, _, err := e.svc.CreateOrUpdate(ctx, group("web", "Always")); apierr.As(err).Code != "ContainerGroupTransitioning" {
+		t.Fatalf("second PUT: %v", err)
+	}
+	// A DELETE cancels the create and removes everything.
+	if _, err := e.svc.Delete(ctx, "sub", "rg", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitOp(t, op.ID); got.Status != operation.Failed || got.ErrorCode != "Canceled" {
+		t.Fatalf("create op after delete: %+v", got)
+	}
+	if ids, _ := e.rt.ListGroups(ctx); len(ids) != 0 {
+		t.Fatalf("runtime groups left: %v", ids)
+	}
+	if _, err := e.svc.Get(ctx, "sub", "rg", "web"); !apierr.Is(err, apierr.NotFound) {
+		t.Fatalf("group after delete: %v", err)
+	}
+}
+
+func TestShutdownMidCreateResumes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	slow := group("web", "Always")
+	slow.Containers[0].Image = "reg/slow:v1"
+	_, _, op, err := e.svc.CreateOrUpdate(ctx, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.res.Close()
+	e.svc.Close()
+	if got, _ := e.ops.Get(ctx, op.ID); got.Done() {
+		t.Fatalf("shutdown settled the operation: %+v", got)
+	}
+	if _, _, _, err := e.svc.CreateOrUpdate(ctx, group("other", "Always")); apierr.As(err).Code != "ServiceUnavailable" {
+		t.Fatalf("create after Close: %v", err)
+	}
+	e.rt.ReleaseSlowPulls()
+	e.start(t)
+	if got := e.waitOp(t, op.ID); got.Status != operation.Succeeded {
+		t.Fatalf("resumed op: %+v", got)
+	}
+	e.waitState(t, "web", "Running")
+}
+
+func TestStartSweepsOrphansAndSettlesOperations(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// A runtime group nobody owns (as after a crash mid-create).
+	orphan := group("x", "Always")
+	orphan.RuntimeID = "orphan"
+	if _, err := e.rt.CreateGroup(ctx, e.svc.runtimeSpec(orphan)); err != nil {
+		t.Fatal(err)
+	}
+	// An operation whose group vanished.
+	stale, err := e.ops.Start(ctx, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/gone", opKindWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Close()
+	e.start(t)
+	if ids, _ := e.rt.ListGroups(ctx); len(ids) != 0 {
+		t.Fatalf("orphan kept: %v", ids)
+	}
+	if got, _ := e.ops.Get(ctx, stale.ID); got.Status != operation.Failed || got.ErrorCode != "OperationInterrupted" {
+		t.Fatalf("stale op: %+v", got)
+	}
+}
+
+func TestUpdateRules(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, _, op, err := e.svc.CreateOrUpdate(ctx, group("web", "Always"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitOp(t, op.ID)
+	for name, mutate := range map[string]func(*Group){
+		"location": func(g *Group) { g.Location = "eastus" },
+		"policy":   func(g *Group) { g.RestartPolicy = "Never" },
+		"cpu":      func(g *Group) { g.Containers[0].Requests.CPU = 2 },
+	} {
+		g := group("web", "Always")
+		mutate(g)
+		if _, _, _, err := e.svc.CreateOrUpdate(ctx, g); !apierr.Is(err, apierr.Invalid) {
+			t.Errorf("%s change: %v", name, err)
+		}
+	}
+	// Location compares like ARM: case and spaces do not matter.
+	g := group("web", "Always")
+	g.Location = "West US"
+	if _, _, op, err := e.svc.CreateOrUpdate(ctx, g); err != nil {
+		t.Fatalf("same location spelled differently: %v", err)
+	} else {
+		e.waitOp(t, op.ID)
+	}
+}
+
+func TestEventsFold(t *testing.T) {
+	e := newEnv(t)
+	g := &Group{RuntimeID: "r1"}
+	_ = e.st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(tableRuntime, "r1", []byte("k")) })
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, k := range []runtime.EventKind{runtime.EventStarted, runtime.EventBackOff, runtime.EventStarted, runtime.EventBackOff, runtime.EventStarted} {
+		e.svc.record(runtime.Event{GroupID: "r1", Container: "c", Kind: k, Message: string(k), Time: at.Add(time.Duration(i) * time.Second)})
+	}
+	e.svc.record(runtime.Event{GroupID: "unowned", Container: "c", Kind: runtime.EventStarted, Time: at})
+	evs, err := e.svc.events(context.Background(), g.RuntimeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := evs["c"]
+	if len(list) != 2 || list[0].Name != "BackOff" || list[0].Count != 2 || list[1].Name != "Started" || list[1].Count != 3 ||
+		!list[1].FirstTimestamp.Equal(at) || !list[1].LastTimestamp.Equal(at.Add(4*time.Second)) {
+		t.Fatalf("folded events %+v", list)
+	}
+	if other, _ := e.svc.events(context.Background(), "unowned"); len(other) != 0 {
+		t.Fatalf("recorded events of an unowned runtime group: %v", other)
 	}
 }

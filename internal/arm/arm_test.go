@@ -34,11 +34,16 @@ func (tokenAuth) Authenticate(r *http.Request) (Principal, error) {
 func newTestServer(t *testing.T) *httptest.Server {
 	st := memory.New()
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	res := &resources.Service{Store: st, Clock: clk}
+	ops := &operation.Tracker{Store: st, Clock: clk}
+	res := &resources.Service{Store: st, Clock: clk, Operations: ops}
+	if err := res.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
 	if err := res.EnsureSubscription(context.Background(), resources.Subscription{ID: sub, TenantID: tenant, DisplayName: "x", State: "Enabled"}); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Auth: tokenAuth{}, Resources: res, Operations: &operation.Tracker{Store: st, Clock: clk}, Clock: clk,
+	s := &Server{Auth: tokenAuth{}, Resources: res, Operations: ops, Clock: clk,
 		RetryAfter: 10 * time.Millisecond, Metadata: func(base string) any { return map[string]string{"resourceManager": base} }}
 	s.HandleCore()
 	ts := httptest.NewTLSServer(s)

@@ -1,7 +1,6 @@
 package arm
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -158,24 +157,12 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *Request) error {
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *Request) error {
-	sub, name := r.Param("subscriptionId"), r.Param("resourceGroupName")
-	g, err := s.Resources.BeginDelete(r.Context(), sub, name)
+	sub := r.Param("subscriptionId")
+	op, err := s.Resources.BeginDelete(r.Context(), sub, r.Param("resourceGroupName"))
 	if err != nil {
 		return err
 	}
-	op, err := s.Operations.Start(r.Context(), g.ID(), "resourceGroups/delete")
-	if err != nil {
-		return err
-	}
-	go func() {
-		ctx := context.Background()
-		err := s.Resources.Delete(ctx, sub, name)
-		if ferr := s.Operations.Finish(ctx, op.ID, err); ferr != nil && s.Log != nil {
-			s.Log.Error("finish operation", "op", op.ID, "err", ferr)
-		}
-	}()
-	loc := r.Base + "/subscriptions/" + sub + "/operationresults/" + op.ID + "?api-version=" + r.APIVersion
-	w.Header().Set("Location", loc)
+	w.Header().Set("Location", r.Base+"/subscriptions/"+sub+"/operationresults/"+op.ID+"?api-version="+r.APIVersion)
 	s.setRetryAfter(w)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -206,7 +193,11 @@ func (s *Server) operationResult(w http.ResponseWriter, r *Request) error {
 }
 
 func opError(op *operation.Operation) error {
-	return &apierr.Error{Class: apierr.Conflict, Code: op.ErrorCode, Message: op.ErrorMsg}
+	class := apierr.Conflict
+	if op.ErrorCode == "InternalServerError" {
+		class = apierr.Internal
+	}
+	return &apierr.Error{Class: class, Code: op.ErrorCode, Message: op.ErrorMsg}
 }
 
 // SetRetryAfter advertises the poll delay: Retry-After-Ms first (azcore

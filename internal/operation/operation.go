@@ -51,28 +51,48 @@ type Tracker struct {
 	Clock clock.Clock
 }
 
+// New returns a new in-progress operation on resourceID, not yet stored:
+// store it with StartTx in the transaction that makes the change it tracks.
+func (t *Tracker) New(resourceID, kind string) *Operation {
+	return &Operation{ID: uuid.NewString(), ResourceID: resourceID, Kind: kind, Status: InProgress, StartTime: t.Clock.Now().UTC()}
+}
+
+// StartTx stores op inside tx.
+func (t *Tracker) StartTx(tx store.Tx, op *Operation) error { return putTx(tx, op) }
+
 // Start records a new in-progress operation on resourceID.
 func (t *Tracker) Start(ctx context.Context, resourceID, kind string) (*Operation, error) {
-	op := &Operation{ID: uuid.NewString(), ResourceID: resourceID, Kind: kind, Status: InProgress, StartTime: t.Clock.Now().UTC()}
-	return op, t.put(ctx, op)
+	op := t.New(resourceID, kind)
+	return op, t.Store.Update(ctx, func(tx store.Tx) error { return putTx(tx, op) })
 }
 
 // Finish settles the operation: Succeeded when cause is nil, else Failed with
 // the cause's Azure code and message.
 func (t *Tracker) Finish(ctx context.Context, id string, cause error) error {
-	return t.Store.Update(ctx, func(tx store.Tx) error {
-		op, err := get(tx, id)
-		if err != nil {
-			return err
-		}
-		op.EndTime = t.Clock.Now().UTC()
-		op.Status = Succeeded
-		if cause != nil {
-			e := apierr.As(cause)
-			op.Status, op.ErrorCode, op.ErrorMsg = Failed, e.Code, e.Message
-		}
-		return putTx(tx, op)
-	})
+	return t.Store.Update(ctx, func(tx store.Tx) error { return t.FinishTx(tx, id, cause) })
+}
+
+// FinishTx is Finish inside tx, so the operation settles in the same
+// transaction as the state change it reports. A missing or already
+// finished operation is left alone.
+func (t *Tracker) FinishTx(tx store.Tx, id string, cause error) error {
+	op, err := get(tx, id)
+	if apierr.Is(err, apierr.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if op.Done() {
+		return nil
+	}
+	op.EndTime = t.Clock.Now().UTC()
+	op.Status = Succeeded
+	if cause != nil {
+		e := apierr.As(cause)
+		op.Status, op.ErrorCode, op.ErrorMsg = Failed, e.Code, e.Message
+	}
+	return putTx(tx, op)
 }
 
 // Get returns the operation or an apierr NotFound.
@@ -100,10 +120,6 @@ func (t *Tracker) InProgress(ctx context.Context) ([]*Operation, error) {
 		})
 	})
 	return ops, err
-}
-
-func (t *Tracker) put(ctx context.Context, op *Operation) error {
-	return t.Store.Update(ctx, func(tx store.Tx) error { return putTx(tx, op) })
 }
 
 func putTx(tx store.Tx, op *Operation) error {

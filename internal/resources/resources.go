@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/store"
 )
 
@@ -42,6 +44,8 @@ type ResourceGroup struct {
 	ManagedBy         string            `json:"managedBy,omitempty"`
 	ProvisioningState string            `json:"provisioningState"`
 	CreatedAt         time.Time         `json:"createdAt"`
+	// DeleteOperation is the async operation of a delete in progress.
+	DeleteOperation string `json:"deleteOperation,omitempty"`
 }
 
 // ID is the ARM resource id.
@@ -54,11 +58,55 @@ type DeleteHook func(ctx context.Context, subscription, group string) error
 
 // Service manages subscriptions and resource groups.
 type Service struct {
-	Store store.Store
-	Clock clock.Clock
+	Store      store.Store
+	Clock      clock.Clock
+	Operations *operation.Tracker
+	Log        *slog.Logger
 
-	mu    sync.Mutex
-	hooks []DeleteHook
+	mu      sync.Mutex
+	hooks   []DeleteHook
+	wg      sync.WaitGroup
+	stopCtx context.Context
+	stop    context.CancelFunc
+	closed  bool
+	running map[string]bool // group keys with a delete goroutine
+}
+
+// Start resumes resource-group deletes a previous run left unfinished. Call
+// it after every service has registered its delete hook.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.mu.Unlock()
+	var deleting []*ResourceGroup
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(tableRGs, "", func(_ string, v []byte) bool {
+			var g ResourceGroup
+			if json.Unmarshal(v, &g) == nil && g.ProvisioningState == "Deleting" {
+				deleting = append(deleting, &g)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, g := range deleting {
+		s.launchDelete(g.Subscription, g.Name, g.DeleteOperation)
+	}
+	return nil
+}
+
+// Close stops background deletes (they resume on the next Start) and waits
+// for them.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.stop != nil {
+		s.stop()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 // OnDeleteGroup registers a hook run (in registration order) when a resource
@@ -212,42 +260,110 @@ func (s *Service) List(ctx context.Context, sub string) ([]*ResourceGroup, error
 	return out, err
 }
 
-// BeginDelete marks the group Deleting. The caller then runs Delete
-// (usually in the background, tracked by an operation).
-func (s *Service) BeginDelete(ctx context.Context, sub, name string) (*ResourceGroup, error) {
+// BeginDelete starts deleting a group in the background: it marks the group
+// Deleting and returns the operation that tracks the delete. Deleting a
+// group that is already being deleted returns the delete in progress.
+func (s *Service) BeginDelete(ctx context.Context, sub, name string) (*operation.Operation, error) {
+	var op *operation.Operation
 	var g *ResourceGroup
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if g, err = getRG(tx, sub, name); err != nil {
 			return err
 		}
-		g.ProvisioningState = "Deleting"
+		if g.ProvisioningState == "Deleting" && g.DeleteOperation != "" {
+			op = &operation.Operation{ID: g.DeleteOperation}
+			return nil
+		}
+		op = s.Operations.New(g.ID(), "resourceGroups/delete")
+		if err := s.Operations.StartTx(tx, op); err != nil {
+			return err
+		}
+		g.ProvisioningState, g.DeleteOperation = "Deleting", op.ID
 		return putRG(tx, g)
 	})
-	return g, err
+	if err != nil {
+		return nil, err
+	}
+	s.launchDelete(g.Subscription, g.Name, op.ID)
+	return op, nil
 }
 
-// Delete runs the delete hooks, then removes the group. If a hook fails the
-// group stays (provisioningState Failed... back to Succeeded so it can be
-// retried) and the error is returned.
-func (s *Service) Delete(ctx context.Context, sub, name string) error {
+// launchDelete runs one delete in the background, once per group.
+func (s *Service) launchDelete(sub, name, opID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.stopCtx == nil {
+		return
+	}
+	if s.running == nil {
+		s.running = map[string]bool{}
+	}
+	k := rgKey(sub, name)
+	if s.running[k] {
+		return
+	}
+	s.running[k] = true
+	ctx := s.stopCtx
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.delete(ctx, sub, name, opID)
+		s.mu.Lock()
+		delete(s.running, k)
+		s.mu.Unlock()
+		if err != nil && ctx.Err() == nil && s.Log != nil {
+			s.Log.Warn("resource group delete failed", "group", name, "err", err)
+		}
+	}()
+}
+
+// delete runs the delete hooks, then removes the group and settles its
+// operation in one transaction. If a hook fails, the group is kept (back to
+// Succeeded, so the delete can be retried) and the operation fails. If berth
+// is shutting down, nothing is settled: the next Start resumes the delete.
+func (s *Service) delete(ctx context.Context, sub, name, opID string) error {
 	s.mu.Lock()
 	hooks := append([]DeleteHook(nil), s.hooks...)
 	s.mu.Unlock()
 	for _, h := range hooks {
 		if err := h(ctx, sub, name); err != nil {
-			_ = s.Store.Update(ctx, func(tx store.Tx) error {
-				g, gerr := getRG(tx, sub, name)
-				if gerr != nil {
-					return gerr
+			if ctx.Err() != nil {
+				return err
+			}
+			_ = s.Store.Update(context.Background(), func(tx store.Tx) error {
+				if g, gerr := getRG(tx, sub, name); gerr == nil {
+					g.ProvisioningState, g.DeleteOperation = "Succeeded", ""
+					if err := putRG(tx, g); err != nil {
+						return err
+					}
 				}
-				g.ProvisioningState = "Succeeded"
-				return putRG(tx, g)
+				return s.Operations.FinishTx(tx, opID, err)
 			})
 			return err
 		}
 	}
-	return s.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(tableRGs, rgKey(sub, name)) })
+	return s.Store.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.Delete(tableRGs, rgKey(sub, name)); err != nil {
+			return err
+		}
+		return s.Operations.FinishTx(tx, opID, nil)
+	})
+}
+
+// RequireActiveTx fails unless the resource group exists and is not being
+// deleted. Services call it inside the transaction that creates a resource
+// in the group, so a resource can never appear in a group being deleted.
+func RequireActiveTx(tx store.Tx, sub, name string) error {
+	g, err := getRG(tx, sub, name)
+	if err != nil {
+		return err
+	}
+	if g.ProvisioningState == "Deleting" {
+		return apierr.New(apierr.Conflict, "ResourceGroupBeingDeleted",
+			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", g.Name)
+	}
+	return nil
 }
 
 // NotFound is the ARM error for a missing resource group.

@@ -12,12 +12,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/aci"
-	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/arm/containerinstance"
 	blobfs "github.com/berth-dev/berth/internal/blob/fs"
@@ -82,7 +80,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// then close the parts in reverse order of opening.
 	var closers []func()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, s := range servers {
 			_ = s.Shutdown(sctx)
@@ -103,7 +101,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	res := &resources.Service{Store: st, Clock: clk}
+	ops := &operation.Tracker{Store: st, Clock: clk}
+	res := &resources.Service{Store: st, Clock: clk, Operations: ops, Log: log.With("part", "resources")}
 	if err := res.EnsureSubscription(ctx, resources.Subscription{
 		ID: DefaultSubscriptionID, TenantID: identity.DefaultTenantID, DisplayName: "berth", State: "Enabled",
 	}); err != nil {
@@ -142,7 +141,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	closers = append(closers, func() { rt.Close() })
 
-	ops := &operation.Tracker{Store: st, Clock: clk}
 	armSrv := &arm.Server{
 		Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
 		RetryAfter: 250 * time.Millisecond,
@@ -157,14 +155,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	closers = append(closers, svc.Close)
-	// Settle operations a previous run left in progress that nobody resumed.
-	if pending, err := ops.InProgress(ctx); err == nil {
-		for _, op := range pending {
-			if !strings.HasSuffix(op.Kind, "containerGroups/write") {
-				_ = ops.Finish(ctx, op.ID, apierr.New(apierr.Internal, "OperationInterrupted", "berth restarted while the operation was running; please retry."))
-			}
-		}
+	if err := res.Start(ctx); err != nil {
+		return err
 	}
+	closers = append(closers, res.Close)
 
 	front.identity = ids
 	front.arm = armSrv
@@ -176,6 +170,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		ready.Store(false)
 		return nil
 	case err := <-errc:
 		return err

@@ -9,7 +9,8 @@
 // through the restart policy with a short back-off, as the real runtime does.
 //
 // Pulling an image whose reference contains "notfound" fails with
-// runtime.ErrImagePull. Groups get addresses 10.99.x.y.
+// runtime.ErrImagePull; one whose reference contains "slow" blocks until
+// ReleaseSlowPulls is called or the context ends. Groups get addresses 10.99.x.y.
 package fake
 
 import (
@@ -42,6 +43,9 @@ type Runtime struct {
 	backOff time.Duration
 	bus     *eventbus.Bus
 
+	gate     chan struct{}
+	gateOnce sync.Once
+
 	mu     sync.Mutex
 	groups map[string]*group
 	nextIP int
@@ -73,13 +77,22 @@ func New(opts Options) *Runtime {
 	if opts.BackOff <= 0 {
 		opts.BackOff = 10 * time.Millisecond
 	}
-	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), groups: map[string]*group{}}
+	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), groups: map[string]*group{}, gate: make(chan struct{})}
 }
 
 // CreateGroup simulates pulls and starts every container.
 func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
 	if err := validate(spec); err != nil {
 		return runtime.GroupStatus{}, err
+	}
+	for _, c := range spec.Containers {
+		if strings.Contains(c.Image, "slow") {
+			select {
+			case <-r.gate:
+			case <-ctx.Done():
+				return runtime.GroupStatus{}, fmt.Errorf("pull %s: %w", c.Image, ctx.Err())
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -143,6 +156,9 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, tail int) ([]byte, 
 	}
 	return tailLines(c.logs.Bytes(), tail), nil
 }
+
+// ReleaseSlowPulls lets pulls of "slow" images (now and later) complete.
+func (r *Runtime) ReleaseSlowPulls() { r.gateOnce.Do(func() { close(r.gate) }) }
 
 // ListGroups returns the ids of the simulated groups.
 func (r *Runtime) ListGroups(ctx context.Context) ([]string, error) {
