@@ -8,8 +8,10 @@
 package arm
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -179,19 +181,35 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-// DecodeJSON decodes a request body (at most 4 MiB) into v, answering ARM's
-// errors for an empty or malformed body.
+// DecodeJSON reads a request body (at most 4 MiB) and decodes it into v,
+// answering ARM's errors for an empty, oversized or malformed body.
 func DecodeJSON(r *Request, v any) error {
-	body := http.MaxBytesReader(nil, r.Body, 4<<20)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		if err.Error() == "EOF" {
-			return apierr.New(apierr.Invalid, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'The request body is empty.'")
-		}
-		var mbe *http.MaxBytesError
-		if asMaxBytes(err, &mbe) {
-			return apierr.New(apierr.TooLarge, "RequestEntityTooLarge", "The request content size exceeds the maximum of 4194304 bytes.")
-		}
+	b, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return Unmarshal(b, v)
+}
+
+// ReadBody reads a request body of at most 4 MiB.
+func ReadBody(r *Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<20))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, apierr.New(apierr.TooLarge, "RequestEntityTooLarge", "The request content size exceeds the maximum of 4194304 bytes.")
+	}
+	if err != nil {
+		return nil, apierr.New(apierr.Invalid, "InvalidRequestContent", "The request content could not be read.")
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a JSON body into v with ARM's error for bad content.
+func Unmarshal(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return apierr.New(apierr.Invalid, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'The request body is empty.'")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
 		return apierr.New(apierr.Invalid, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%s'.", err.Error())
 	}
 	return nil
@@ -222,6 +240,3 @@ func (w *statusWriter) Flush() {
 		f.Flush()
 	}
 }
-
-// Background returns a context for work that outlives the request.
-func Background() context.Context { return context.Background() }

@@ -60,5 +60,3 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Error *wireError `json:"error"`
 	}{WireError(e)})
 }
-
-func asMaxBytes(err error, target **http.MaxBytesError) bool { return errors.As(err, target) }

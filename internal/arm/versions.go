@@ -2,7 +2,6 @@ package arm
 
 import (
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/apierr"
@@ -10,11 +9,11 @@ import (
 
 // Versions is the set of api-versions a resource type accepts.
 type Versions struct {
-	// Namespace and Type name the resource type in error messages, e.g.
-	// "Microsoft.ContainerInstance" and "containerGroups"; an empty Type
-	// means the error is ARM's own InvalidApiVersionParameter.
-	Namespace, Type string
-	List            []string
+	// Type names the resource type in error messages, e.g.
+	// "containerGroups"; empty means the error is ARM's own
+	// InvalidApiVersionParameter.
+	Type string
+	List []string
 }
 
 func (v *Versions) check(q url.Values) (string, error) {
@@ -45,8 +44,3 @@ var ResourcesVersions = &Versions{List: []string{
 	"2022-12-01", "2023-07-01", "2024-03-01", "2024-07-01", "2024-08-01", "2024-11-01", "2025-01-01",
 	"2025-03-01", "2025-04-01",
 }}
-
-// Supports reports whether v accepts ver.
-func (v *Versions) Supports(ver string) bool {
-	return slices.ContainsFunc(v.List, func(s string) bool { return strings.EqualFold(s, ver) })
-}

@@ -81,7 +81,12 @@ func (d *Dir) RegistryDir(n string) string { return filepath.Join(d.Path, "regis
 // Open bootstraps (if needed) and opens the data directory. addr, when not
 // empty, replaces the stored ARM address.
 func Open(path, addr string) (*Dir, error) {
-	if err := os.MkdirAll(path, 0o700); err != nil {
+	// 0711: other users may reach the CA bundle (for SSL_CERT_FILE) by path,
+	// but not list the directory; secrets inside are 0600.
+	if err := os.MkdirAll(path, 0o711); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(path, 0o711); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(path, "lock"), os.O_CREATE|os.O_RDWR, 0o600)

@@ -92,7 +92,7 @@ func LoadOrCreate(dir string, hosts []string, clk clock.Clock) (*PKI, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	names, ips, err := splitHosts(append(slices.Clone(defaultHosts), hosts...))

@@ -18,7 +18,7 @@ const resourceType = "Microsoft.ContainerInstance/containerGroups"
 
 // Versions are the api-versions berth serves for container groups: every
 // published stable and preview version from 2021-03-01 on.
-var Versions = &arm.Versions{Namespace: "Microsoft.ContainerInstance", Type: "containerGroups", List: []string{
+var Versions = &arm.Versions{Type: "containerGroups", List: []string{
 	"2021-03-01", "2021-07-01", "2021-09-01", "2021-10-01", "2022-09-01", "2022-10-01-preview",
 	"2023-02-01-preview", "2023-05-01", "2024-05-01-preview", "2024-09-01-preview", "2024-10-01-preview",
 	"2024-11-01-preview", "2025-09-01", "2026-05-01", "2026-06-01-preview",
@@ -26,7 +26,7 @@ var Versions = &arm.Versions{Namespace: "Microsoft.ContainerInstance", Type: "co
 
 // operationVersions adds 2018-06-01, the version of ACI's own
 // operation-status URLs.
-var operationVersions = &arm.Versions{Namespace: Versions.Namespace, Type: "locations/operations",
+var operationVersions = &arm.Versions{Type: "locations/operations",
 	List: append([]string{"2018-06-01"}, Versions.List...)}
 
 // API serves container groups.
@@ -57,8 +57,15 @@ func ids(r *arm.Request) (sub, rg, name string) {
 
 func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 	sub, rg, name := ids(r)
+	body, err := arm.ReadBody(r)
+	if err != nil {
+		return err
+	}
 	var in putGroup
-	if err := arm.DecodeJSON(r, &in); err != nil {
+	if err := arm.Unmarshal(body, &in); err != nil {
+		return err
+	}
+	if err := checkUnsupported(body); err != nil {
 		return err
 	}
 	g, err := toDomain(&in, r.APIVersion)

@@ -66,3 +66,26 @@ func TestToDomain(t *testing.T) {
 		t.Fatalf("2023-05-01 refused a registry credential without username: %v", err)
 	}
 }
+
+func TestUnsupportedProperties(t *testing.T) {
+	const base = `{"location":"x","properties":{"osType":"Linux","initContainers":[],"volumes":null,"containers":[{"name":"c","properties":{"image":"i","volumeMounts":[],"resources":{"requests":{"cpu":1,"memoryInGB":1}}}}]}}`
+	if err := checkUnsupported([]byte(base)); err != nil {
+		t.Fatalf("empty values refused: %v", err)
+	}
+	for _, tc := range []struct{ from, to, path string }{
+		{`"volumes":null`, `"volumes":[{"name":"v","emptyDir":{}}]`, "properties.volumes"},
+		{`"initContainers":[]`, `"initContainers":[{"name":"i"}]`, "properties.initContainers"},
+		{`"volumeMounts":[]`, `"volumeMounts":[{"name":"v","mountPath":"/m"}]`, "properties.containers[0].properties.volumeMounts"},
+		{`"memoryInGB":1}`, `"memoryInGB":1,"gpu":{"count":1,"sku":"K80"}}`, "properties.containers[0].properties.resources.requests.gpu"},
+		{`{"location":"x",`, `{"location":"x","identity":{"type":"UserAssigned"},`, "identity"},
+	} {
+		body := strings.Replace(base, tc.from, tc.to, 1)
+		err := checkUnsupported([]byte(body))
+		if e := apierr.As(err); err == nil || e.Code != "FeatureNotSupported" || e.Target != tc.path {
+			t.Errorf("%s: %v", tc.path, err)
+		}
+	}
+	if err := checkUnsupported([]byte(strings.Replace(base, `{"location":"x",`, `{"location":"x","identity":{"type":"None"},`, 1))); err != nil {
+		t.Errorf("identity None refused: %v", err)
+	}
+}
