@@ -133,7 +133,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		serveOn(ln, reg.Handler())
 	}
 
+	// Every registry's login server works inside groups too (decisions.md:
+	// one login server string that works everywhere).
+	var forwards []containerd.Forward
+	for _, login := range dir.Config.Registries {
+		forwards = append(forwards, containerd.Forward{Listen: login, Target: login})
+	}
 	rt, err := containerd.New(ctx, containerd.Config{
+		Forwards: forwards,
 		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
 	})
 	if err != nil {

@@ -242,6 +242,37 @@ func TestUserStory(t *testing.T) {
 		t.Fatalf("job logs = %q", *logs.Content)
 	}
 
+	// The registry's login server answers inside a group too (same string
+	// as on the host: berth forwards it into the group's namespace).
+	probe := job
+	probe.Properties = &aci.ContainerGroupPropertiesProperties{}
+	*probe.Properties = *job.Properties
+	probe.Properties.Containers = []*aci.Container{{
+		Name: to.Ptr("probe"),
+		Properties: &aci.ContainerProperties{
+			Image:     to.Ptr(image),
+			Command:   []*string{to.Ptr("/app"), to.Ptr("status"), to.Ptr("https://" + b.env["BERTH_REGISTRY"] + "/v2/")},
+			Resources: &aci.ResourceRequirements{Requests: &aci.ResourceRequests{CPU: to.Ptr(0.25), MemoryInGB: to.Ptr(0.25)}},
+		},
+	}}
+	createGroup(t, s, "rg1", "probe", probe)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		g, err := s.cgs.Get(ctx, "rg1", "probe", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := *g.Properties.InstanceView.State; st == "Succeeded" || st == "Failed" || time.Now().After(deadline) {
+			break
+		}
+	}
+	plogs, err := s.ctrs.ListLogs(ctx, "rg1", "probe", "probe", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(*plogs.Content, "status 401") {
+		t.Fatalf("registry from inside a group: %q", *plogs.Content)
+	}
+
 	// 6a. Lists by resource group and by subscription show both.
 	listNames := func(pager interface{ More() bool }, next func() ([]*aci.ContainerGroup, error)) map[string]bool {
 		out := map[string]bool{}
@@ -306,7 +337,7 @@ func TestUserStory(t *testing.T) {
 	createGroup(t, s, "rg1", "job2", job)
 
 	// 6b. DELETE removes them: 404 ResourceNotFound, processes and address gone.
-	for _, n := range []string{"web", "job", "job2"} {
+	for _, n := range []string{"web", "job", "job2", "probe"} {
 		poller, err := s.cgs.BeginDelete(ctx, "rg1", n, nil)
 		if err != nil {
 			t.Fatalf("delete %s: %v", n, err)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -639,3 +640,46 @@ func TestRecoverAfterReboot(t *testing.T) {
 }
 
 func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestForwards checks that an address of the host answers at the same
+// address inside a group (berth's registries use this), also after berth
+// restarts while the group runs.
+func TestForwards(t *testing.T) {
+	requireRoot(t)
+	host, image, _ := registryEnv(t)
+	var ready atomic.Bool
+	hostSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "host service")
+	}))
+	defer hostSrv.Close()
+	addr := strings.TrimPrefix(hostSrv.URL, "http://")
+	cfg := testConfig(t)
+	cfg.Forwards = []Forward{{Listen: addr, Target: addr}}
+	rt := newTestRuntime(t, cfg)
+	t.Cleanup(func() { cleanupRuntime(t, rt) })
+	ctx := context.Background()
+
+	// The container retries until the host service is ready.
+	spec := serveSpec(runtimetest.GroupID("fwd"), image, host, runtime.RestartNever)
+	spec.Containers[0].Command = []string{"/app", "fetch", hostSrv.URL + "/"}
+	if _, err := rt.CreateGroup(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	// berth restarts while the container runs; the forward comes back.
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rt = newTestRuntime(t, cfg)
+	if _, err := rt.RecoverGroup(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	ready.Store(true)
+	st := runtimetest.WaitStatus(t, rt, spec.ID, "fetched", runtimetest.Terminated)
+	if logs, _ := rt.Logs(ctx, spec.ID, "web", 0); st.Containers[0].Current.ExitCode != 0 || string(logs) != "host service" {
+		t.Fatalf("container fetched %q through the forward (exit %d)", logs, st.Containers[0].Current.ExitCode)
+	}
+}

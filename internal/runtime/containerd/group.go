@@ -30,6 +30,7 @@ type group struct {
 
 	mu       sync.Mutex
 	watchers map[string]*watcher // by container name
+	forwards *forwarder          // loopback forwards into the namespace
 }
 
 type watcher struct {
@@ -237,6 +238,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	defer func() {
 		if err != nil {
 			g.stopWatchers()
+			g.stopForwards()
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if terr := r.teardown(cctx, spec.ID); terr != nil {
@@ -254,6 +256,9 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	}
 	if err := r.setupSandbox(ctx, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
+	}
+	if err := r.startForwards(spec.ID, g); err != nil {
+		return runtime.GroupStatus{}, fmt.Errorf("group %q: forwards: %w", spec.ID, err)
 	}
 	for i, c := range spec.Containers {
 		cont, err := r.createContainer(ctx, rec, c, images[i])
@@ -302,6 +307,15 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 		rec.IP = ""
 		if err := r.setupSandbox(ctx, rec); err != nil {
 			return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
+		}
+	}
+
+	g.mu.Lock()
+	forwarding := g.forwards != nil
+	g.mu.Unlock()
+	if !forwarding {
+		if err := r.startForwards(spec.ID, g); err != nil {
+			return runtime.GroupStatus{}, fmt.Errorf("group %q: forwards: %w", spec.ID, err)
 		}
 	}
 
@@ -362,6 +376,7 @@ func (r *Runtime) DeleteGroup(ctx context.Context, id string) error {
 	}
 	defer g.op.Unlock()
 	g.stopWatchers()
+	g.stopForwards()
 	if err := r.teardown(r.nsctx(ctx), id); err != nil {
 		return fmt.Errorf("delete group %q: %w", id, err)
 	}

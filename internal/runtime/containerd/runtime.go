@@ -66,6 +66,8 @@ type Config struct {
 	// StopTimeout is how long DeleteGroup waits after SIGTERM before SIGKILL;
 	// default 5 s.
 	StopTimeout time.Duration
+	// Forwards are opened inside every group's namespace (see Forward).
+	Forwards []Forward
 }
 
 // backOffReset is how long a run must last for the back-off to start over.
@@ -254,6 +256,7 @@ func (r *Runtime) Close() error {
 	r.cancel()
 	for _, g := range groups {
 		g.stopWatchers()
+		g.stopForwards()
 	}
 	r.bus.Close()
 	err := r.client.Close()

@@ -1,0 +1,133 @@
+package containerd
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Forward makes an address on the host reachable at an address inside every
+// group's network namespace: berth listens on Listen inside the namespace
+// and relays each connection to Target, dialled from berth's own (host)
+// namespace. This is how a registry's login server 127.0.0.1:PORT means the
+// same thing inside a group as on the host, with no DNS or /etc/hosts
+// change.
+type Forward struct {
+	Listen string // host:port inside the group, e.g. "127.0.0.1:7444"
+	Target string // host:port on the host, e.g. "127.0.0.1:7444"
+}
+
+// forwarder is one group's running forwards.
+type forwarder struct {
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// startForwards opens the configured forwards in group id's namespace. It
+// replaces any that are running (after a namespace was recreated).
+func (r *Runtime) startForwards(id string, g *group) error {
+	g.stopForwards()
+	if len(r.cfg.Forwards) == 0 {
+		return nil
+	}
+	fw := &forwarder{conns: map[net.Conn]struct{}{}}
+	for _, f := range r.cfg.Forwards {
+		ln, err := r.Listen(id, "tcp", f.Listen)
+		if err != nil {
+			fw.close()
+			return err
+		}
+		fw.listeners = append(fw.listeners, ln)
+		fw.wg.Add(1)
+		go fw.serve(ln, f.Target)
+	}
+	g.mu.Lock()
+	g.forwards = fw
+	g.mu.Unlock()
+	return nil
+}
+
+// stopForwards closes g's forwards and their connections.
+func (g *group) stopForwards() {
+	g.mu.Lock()
+	fw := g.forwards
+	g.forwards = nil
+	g.mu.Unlock()
+	if fw != nil {
+		fw.close()
+	}
+}
+
+func (fw *forwarder) serve(ln net.Listener, target string) {
+	defer fw.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		fw.wg.Add(1)
+		go fw.relay(c, target)
+	}
+}
+
+func (fw *forwarder) track(c net.Conn, on bool) bool {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if on {
+		if fw.conns == nil {
+			return false // closed
+		}
+		fw.conns[c] = struct{}{}
+	} else if fw.conns != nil {
+		delete(fw.conns, c)
+	}
+	return true
+}
+
+func (fw *forwarder) relay(in net.Conn, target string) {
+	defer fw.wg.Done()
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 10*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	if !fw.track(in, true) || !fw.track(out, true) {
+		return
+	}
+	defer fw.track(in, false)
+	defer fw.track(out, false)
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go pipe(out, in)
+	go pipe(in, out)
+	<-done
+	<-done
+}
+
+func (fw *forwarder) close() {
+	fw.mu.Lock()
+	for _, ln := range fw.listeners {
+		ln.Close()
+	}
+	for c := range fw.conns {
+		c.Close()
+	}
+	fw.conns = nil
+	fw.mu.Unlock()
+	fw.wg.Wait()
+}
