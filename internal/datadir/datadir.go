@@ -18,11 +18,7 @@
 package datadir
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/berth-dev/berth/internal/fileutil"
 
 	"golang.org/x/sys/unix"
 
@@ -135,7 +133,7 @@ func Open(path, addr string) (*Dir, error) {
 	}
 	if changed {
 		b, _ := json.MarshalIndent(d.Config, "", "  ")
-		if err := writeAtomic(cfgPath, append(b, '\n'), 0o600); err != nil {
+		if err := fileutil.WriteAtomic(cfgPath, append(b, '\n'), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -150,72 +148,4 @@ func Open(path, addr string) (*Dir, error) {
 		return nil, err
 	}
 	return d, nil
-}
-
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
-}
-
-// LoadOrCreateRSAKey returns the RSA key in the PEM file at path, creating a
-// 2048-bit key there (atomically, mode 0600) if there is none.
-func LoadOrCreateRSAKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM block", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("%s: not an RSA key", path)
-		}
-		return rk, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	return k, writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

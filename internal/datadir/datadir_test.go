@@ -39,22 +39,3 @@ func TestOpenBootstrapsAndIsStable(t *testing.T) {
 		t.Fatalf("address not kept: %+v %v", d3.Config, err)
 	}
 }
-
-func TestRSAKeyPersists(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "k", "key.pem")
-	k1, err := LoadOrCreateRSAKey(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := LoadOrCreateRSAKey(path)
-	if err != nil || !k1.Equal(k2) {
-		t.Fatalf("key not stable: %v", err)
-	}
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
-		t.Fatalf("key mode %v", st.Mode().Perm())
-	}
-	os.WriteFile(path, []byte("garbage"), 0o600)
-	if _, err := LoadOrCreateRSAKey(path); err == nil {
-		t.Fatal("garbage key accepted")
-	}
-}

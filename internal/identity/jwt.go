@@ -3,20 +3,16 @@ package identity
 import (
 	"bytes"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/berth-dev/berth/internal/fileutil"
 )
 
 const keyFile = "token-signing-key.pem"
@@ -36,43 +32,9 @@ type signingKey struct {
 // does not exist. An unreadable key is an error rather than replaced:
 // tokens signed by it may still be in use.
 func loadOrCreateKey(dir string) (*signingKey, error) {
-	path := filepath.Join(dir, keyFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return createKey(dir, path)
-	}
+	priv, err := fileutil.LoadOrCreateRSAKey(filepath.Join(dir, keyFile))
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("identity: %s: no PRIVATE KEY PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %s: %w", path, err)
-	}
-	priv, ok := k.(*rsa.PrivateKey)
-	if !ok || priv.N.BitLen() < 2048 {
-		return nil, fmt.Errorf("identity: %s: not an RSA key of at least 2048 bits", path)
-	}
-	return &signingKey{priv: priv, kid: thumbprint(&priv.PublicKey)}, nil
-}
-
-func createKey(dir, path string) (*signingKey, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return nil, fmt.Errorf("identity: writing signing key: %w", err)
+		return nil, fmt.Errorf("identity: signing key: %w", err)
 	}
 	return &signingKey{priv: priv, kid: thumbprint(&priv.PublicKey)}, nil
 }
@@ -175,40 +137,4 @@ func verifyJWT(keys []*signingKey, token string) ([]byte, error) {
 		return nil, tokenErr(ErrInvalidToken, "payload is not base64url")
 	}
 	return payload, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in the
-// same directory renamed over path, then syncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -41,6 +41,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/fileutil"
+
 	"github.com/berth-dev/berth/internal/clock"
 )
 
@@ -158,7 +160,7 @@ func (p *PKI) WriteBundle(path string) error {
 		b.WriteByte('\n')
 	}
 	b.Write(p.caPEM)
-	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
@@ -255,10 +257,10 @@ func createCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, []by
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	// Key first, certificate last: ca.pem is the commit point.
-	if err := writeFileAtomic(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
 		return nil, nil, nil, fmt.Errorf("pki: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CAFile), certPEM, 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, CAFile), certPEM, 0o644); err != nil {
 		return nil, nil, nil, fmt.Errorf("pki: %w", err)
 	}
 	return cert, key, certPEM, nil
@@ -328,10 +330,10 @@ func issueServer(dir string, ca *x509.Certificate, caKey crypto.Signer, names []
 		return tls.Certificate{}, err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeFileAtomic(filepath.Join(dir, ServerKeyFile), keyPEM, 0o600); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, ServerKeyFile), keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("pki: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ServerFile), certPEM, 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, ServerFile), certPEM, 0o644); err != nil {
 		return tls.Certificate{}, fmt.Errorf("pki: %w", err)
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
@@ -380,40 +382,4 @@ func encodeKey(k crypto.Signer) ([]byte, error) {
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ea.Equal(b)
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed over path; the directory is synced after.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-dev/berth/internal/fileutil"
+
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/arm/containerinstance"
@@ -110,7 +112,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	// Registries: one TLS listener per registry, on its stable login server.
-	regKey, err := datadir.LoadOrCreateRSAKey(filepath.Join(dir.Path, "registries", "token-signing-key.pem"))
+	regKey, err := fileutil.LoadOrCreateRSAKey(filepath.Join(dir.Path, "registries", "token-signing-key.pem"))
 	if err != nil {
 		return err
 	}
@@ -141,7 +143,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	rt, err := containerd.New(ctx, containerd.Config{
 		Forwards: forwards,
-		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
+		DataDir:  dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/fileutil"
+
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
@@ -137,38 +139,14 @@ func (r *Runtime) writeRecord(rec *record, exclusive bool) error {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o711); err != nil {
 		return err
 	}
-	return writeFileAtomic(r.recordPath(rec.ID), b, exclusive)
-}
-
-// writeFileAtomic writes data to path through a temporary file; exclusive
-// fails with errExists when path exists.
-func writeFileAtomic(path string, data []byte, exclusive bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
 	if exclusive {
-		if err := os.Link(tmp.Name(), path); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return errExists
-			}
-			return err
+		err = fileutil.WriteExclusive(r.recordPath(rec.ID), b, 0o644)
+		if errors.Is(err, fileutil.ErrExist) {
+			return errExists
 		}
-		return nil
+		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return fileutil.WriteAtomic(r.recordPath(rec.ID), b, 0o644)
 }
 
 // ListGroups returns the ids of the groups with a record under the data
@@ -440,7 +418,7 @@ func (r *Runtime) setupSandbox(ctx context.Context, rec *record) error {
 	}
 	rec.IP = ip
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, hostname(rec.ID))
-	if err := writeFileAtomic(filepath.Join(r.groupDir(rec.ID), "hosts"), []byte(hosts), false); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(r.groupDir(rec.ID), "hosts"), []byte(hosts), 0o644); err != nil {
 		return err
 	}
 	return r.writeRecord(rec, false)

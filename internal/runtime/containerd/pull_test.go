@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/fileutil"
 )
 
 func TestRegistryClientTrust(t *testing.T) {
@@ -48,7 +50,7 @@ func TestReadTail(t *testing.T) {
 		content.WriteString(strings.Repeat("x", i%13) + "\n")
 	}
 	content.WriteString("last line, unterminated")
-	if err := writeFileAtomic(path, []byte(content.String()), false); err != nil {
+	if err := fileutil.WriteAtomic(path, []byte(content.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	all := content.String()
