@@ -228,7 +228,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !f.ready.Load() {
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "berth is starting", http.StatusServiceUnavailable)
+		w.Header().Set("x-ms-error-code", "ServiceUnavailable")
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"error":{"code":"ServiceUnavailable","message":"berth is starting or stopping; please retry."}}`)
 		return
 	}
 	if identity.Match(r.URL.Path) {
