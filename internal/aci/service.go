@@ -32,7 +32,12 @@ const (
 const (
 	maxEvents   = 50 // per container; the oldest are dropped
 	opKindWrite = "containerGroups/write"
+	// provisioningTimeout bounds pulling and starting a group, as ACI's
+	// provisioningTimeoutInSeconds (1800) does.
+	provisioningTimeout = 30 * time.Minute
 )
+
+var errProvisioningTimeout = errors.New("provisioning timed out")
 
 // Provisioning states.
 const (
@@ -352,7 +357,9 @@ func (s *Service) provision(ctx context.Context, g *Group) {
 	if err := s.Runtime.DeleteGroup(ctx, g.RuntimeID); err != nil && ctx.Err() == nil {
 		s.logf("clear runtime group %s: %v", g.RuntimeID, err)
 	}
-	st, err := s.Runtime.CreateGroup(ctx, s.runtimeSpec(g))
+	cctx, cancel := context.WithTimeoutCause(ctx, provisioningTimeout, errProvisioningTimeout)
+	st, err := s.Runtime.CreateGroup(cctx, s.runtimeSpec(g))
+	cancel()
 	if s.ctx.Err() != nil {
 		return // shutting down: resumed on the next Start
 	}
@@ -363,7 +370,10 @@ func (s *Service) provision(ctx context.Context, g *Group) {
 	if err != nil {
 		code := "ContainerGroupDeploymentFailed"
 		msg := fmt.Sprintf("The container group '%s' could not be deployed. See the containers' events for details.", g.Name)
-		if errors.Is(err, runtime.ErrImagePull) {
+		if errors.Is(context.Cause(cctx), errProvisioningTimeout) {
+			code = "ContainerGroupProvisioningTimeout"
+			msg = fmt.Sprintf("The container group '%s' did not finish provisioning within %d seconds.", g.Name, int(provisioningTimeout.Seconds()))
+		} else if errors.Is(err, runtime.ErrImagePull) {
 			code = "InaccessibleImage"
 			msg = fmt.Sprintf("The image '%s' in container group '%s' is not accessible. Please check the image and registry credential.", imageOf(err, g), g.Name)
 		}

@@ -142,3 +142,31 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreachableRegistryFailsFast: an image on a registry berth cannot
+// reach (no internet here: docker.io) fails the group, it does not hang.
+func TestUnreachableRegistryFailsFast(t *testing.T) {
+	b := startBerth(t)
+	s := newSDK(t, b)
+	ctx := ctxT(t, 5*time.Minute)
+	if _, err := s.groups.CreateOrUpdate(ctx, "rg-net", armresources.ResourceGroup{Location: to.Ptr("eastus")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	g := aci.ContainerGroup{
+		Location: to.Ptr("eastus"),
+		Properties: &aci.ContainerGroupPropertiesProperties{
+			OSType: to.Ptr(aci.OperatingSystemTypesLinux),
+			Containers: []*aci.Container{{Name: to.Ptr("c"), Properties: &aci.ContainerProperties{
+				Image:     to.Ptr("nginx:latest"),
+				Resources: &aci.ResourceRequirements{Requests: &aci.ResourceRequests{CPU: to.Ptr(1.0), MemoryInGB: to.Ptr(1.0)}},
+			}}},
+		},
+	}
+	poller, err := s.cgs.BeginCreateOrUpdate(ctx, "rg-net", "nginx", g, nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx, nil)
+	}
+	if respCode(err) != "InaccessibleImage" {
+		t.Fatalf("create with an unreachable registry: %v", err)
+	}
+}

@@ -79,6 +79,9 @@ func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver 
 // system roots and, if extra is set, extra as well.
 func registryClient(extra *x509.CertPool) *http.Client {
 	t := docker.DefaultHTTPTransport(nil)
+	// A registry that accepts a connection and then says nothing must fail
+	// the pull, not hang it.
+	t.ResponseHeaderTimeout = time.Minute
 	if extra != nil {
 		system, err := x509.SystemCertPool()
 		if err != nil {
