@@ -55,6 +55,17 @@ func (r *Runtime) pull(ctx context.Context, ref string, creds []runtime.Registry
 		client.WithPullSnapshotter(r.snapshotter))
 }
 
+// dockerHub are the names users give Docker Hub's registry; the resolver
+// talks to registry-1.docker.io.
+var dockerHub = map[string]bool{"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true}
+
+// sameRegistry reports whether a credential's server names host.
+func sameRegistry(server, host string) bool {
+	server = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://"), "/"))
+	host = strings.ToLower(host)
+	return server == host || (dockerHub[server] && dockerHub[host])
+}
+
 // resolver returns a docker resolver answering registry challenges (Basic, or
 // Bearer through the token endpoint) with creds matched by registry host.
 func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver {
@@ -62,7 +73,7 @@ func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver 
 		docker.WithAuthClient(r.httpClient),
 		docker.WithAuthCreds(func(host string) (string, string, error) {
 			for _, c := range creds {
-				if strings.EqualFold(c.Server, host) {
+				if sameRegistry(c.Server, host) {
 					return c.Username, c.Password, nil
 				}
 			}

@@ -71,3 +71,22 @@ func TestReadTail(t *testing.T) {
 		t.Errorf("tail 2 = %q", got)
 	}
 }
+
+func TestSameRegistry(t *testing.T) {
+	for _, c := range []struct {
+		server, host string
+		want         bool
+	}{
+		{"127.0.0.1:7444", "127.0.0.1:7444", true},
+		{"https://127.0.0.1:7444/", "127.0.0.1:7444", true},
+		{"Example.azurecr.io", "example.azurecr.io", true},
+		{"index.docker.io", "registry-1.docker.io", true},
+		{"docker.io", "registry-1.docker.io", true},
+		{"127.0.0.1:7444", "127.0.0.1:7445", false},
+		{"docker.io", "ghcr.io", false},
+	} {
+		if got := sameRegistry(c.server, c.host); got != c.want {
+			t.Errorf("sameRegistry(%q, %q) = %v", c.server, c.host, got)
+		}
+	}
+}
