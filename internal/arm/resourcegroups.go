@@ -22,7 +22,9 @@ func (s *Server) coreRoutes() []Route {
 		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", Versions: rv, Methods: map[string]HandlerFunc{
 			"PUT": s.putGroup, "GET": s.getGroup, "HEAD": s.headGroup, "PATCH": s.patchGroup, "DELETE": s.deleteGroup,
 		}},
-		{Pattern: "/subscriptions/{subscriptionId}/operationresults/{operationId}", Versions: rv, Methods: map[string]HandlerFunc{"GET": s.operationResult}},
+		// Any api-version: the URL carries the version of the request that
+		// started the operation, whichever provider that was.
+		{Pattern: "/subscriptions/{subscriptionId}/operationresults/{operationId}", Methods: map[string]HandlerFunc{"GET": s.operationResult}},
 	}
 }
 

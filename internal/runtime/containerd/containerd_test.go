@@ -683,3 +683,42 @@ func TestForwards(t *testing.T) {
 		t.Fatalf("container fetched %q through the forward (exit %d)", logs, st.Containers[0].Current.ExitCode)
 	}
 }
+
+// TestAddForward checks that a forward added at run time reaches groups
+// that are already running (a registry created after the group).
+func TestAddForward(t *testing.T) {
+	requireRoot(t)
+	host, image, _ := registryEnv(t)
+	hostSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "added later")
+	}))
+	defer hostSrv.Close()
+	addr := strings.TrimPrefix(hostSrv.URL, "http://")
+	rt := newTestRuntime(t, testConfig(t))
+	t.Cleanup(func() { cleanupRuntime(t, rt) })
+	ctx := context.Background()
+
+	spec := serveSpec(runtimetest.GroupID("addfwd"), image, host, runtime.RestartNever)
+	spec.Containers[0].Command = []string{"/app", "fetch", hostSrv.URL + "/"}
+	if _, err := rt.CreateGroup(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddForward(Forward{Listen: addr, Target: addr}); err != nil {
+		t.Fatal(err)
+	}
+	st := runtimetest.WaitStatus(t, rt, spec.ID, "fetched", runtimetest.Terminated)
+	if logs, _ := rt.Logs(ctx, spec.ID, "web", 0); st.Containers[0].Current.ExitCode != 0 || string(logs) != "added later" {
+		t.Fatalf("container fetched %q (exit %d)", logs, st.Containers[0].Current.ExitCode)
+	}
+	rt.RemoveForward(addr)
+	// A new group no longer gets it: its fetch cannot connect.
+	spec2 := serveSpec(runtimetest.GroupID("nofwd"), image, host, runtime.RestartNever)
+	spec2.Containers[0].Command = []string{"/app", "status", hostSrv.URL + "/"}
+	if _, err := rt.CreateGroup(ctx, spec2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if st, _ := rt.Status(ctx, spec2.ID); st.Containers[0].Current.State == runtime.StateTerminated && st.Containers[0].Current.ExitCode == 0 {
+		t.Fatal("a removed forward still answered in a new group")
+	}
+}

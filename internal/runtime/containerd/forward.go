@@ -22,33 +22,111 @@ type Forward struct {
 // forwarder is one group's running forwards.
 type forwarder struct {
 	mu        sync.Mutex
-	listeners []net.Listener
+	listeners map[string]net.Listener // by Forward.Listen
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
 }
 
-// startForwards opens the configured forwards in group id's namespace. It
-// replaces any that are running (after a namespace was recreated).
+// AddForward adds a forward to every group, running and future.
+func (r *Runtime) AddForward(f Forward) error {
+	r.fwMu.Lock()
+	defer r.fwMu.Unlock()
+	for _, have := range r.forwards {
+		if have.Listen == f.Listen {
+			return nil
+		}
+	}
+	r.forwards = append(r.forwards, f)
+	var errs []error
+	for id, g := range r.liveGroups() {
+		g.mu.Lock()
+		fw := g.forwards
+		g.mu.Unlock()
+		if fw != nil {
+			if err := fw.open(r, id, f); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveForward removes the forward listening on listen from every group.
+func (r *Runtime) RemoveForward(listen string) {
+	r.fwMu.Lock()
+	defer r.fwMu.Unlock()
+	for i, f := range r.forwards {
+		if f.Listen == listen {
+			r.forwards = append(r.forwards[:i:i], r.forwards[i+1:]...)
+			break
+		}
+	}
+	for _, g := range r.liveGroups() {
+		g.mu.Lock()
+		fw := g.forwards
+		g.mu.Unlock()
+		if fw != nil {
+			fw.closeOne(listen)
+		}
+	}
+}
+
+func (r *Runtime) liveGroups() map[string]*group {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]*group, len(r.groups))
+	for id, g := range r.groups {
+		out[id] = g
+	}
+	return out
+}
+
+// startForwards opens the forwards in group id's namespace. It replaces any
+// that are running (after a namespace was recreated).
 func (r *Runtime) startForwards(id string, g *group) error {
 	g.stopForwards()
-	if len(r.cfg.Forwards) == 0 {
-		return nil
-	}
-	fw := &forwarder{conns: map[net.Conn]struct{}{}}
-	for _, f := range r.cfg.Forwards {
-		ln, err := r.Listen(id, "tcp", f.Listen)
-		if err != nil {
+	r.fwMu.Lock()
+	defer r.fwMu.Unlock()
+	fw := &forwarder{listeners: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
+	for _, f := range r.forwards {
+		if err := fw.open(r, id, f); err != nil {
 			fw.close()
 			return err
 		}
-		fw.listeners = append(fw.listeners, ln)
-		fw.wg.Add(1)
-		go fw.serve(ln, f.Target)
 	}
 	g.mu.Lock()
 	g.forwards = fw
 	g.mu.Unlock()
 	return nil
+}
+
+// open starts one forward in group id's namespace.
+func (fw *forwarder) open(r *Runtime, id string, f Forward) error {
+	ln, err := r.Listen(id, "tcp", f.Listen)
+	if err != nil {
+		return err
+	}
+	fw.mu.Lock()
+	if fw.conns == nil { // closed meanwhile
+		fw.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	fw.listeners[f.Listen] = ln
+	fw.wg.Add(1)
+	fw.mu.Unlock()
+	go fw.serve(ln, f.Target)
+	return nil
+}
+
+// closeOne stops one forward (connections already relayed finish).
+func (fw *forwarder) closeOne(listen string) {
+	fw.mu.Lock()
+	if ln := fw.listeners[listen]; ln != nil {
+		ln.Close()
+		delete(fw.listeners, listen)
+	}
+	fw.mu.Unlock()
 }
 
 // stopForwards closes g's forwards and their connections.

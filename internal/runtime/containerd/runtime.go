@@ -66,7 +66,8 @@ type Config struct {
 	// StopTimeout is how long DeleteGroup waits after SIGTERM before SIGKILL;
 	// default 5 s.
 	StopTimeout time.Duration
-	// Forwards are opened inside every group's namespace (see Forward).
+	// Forwards are opened inside every group's namespace (see Forward);
+	// AddForward and RemoveForward change them at run time.
 	Forwards []Forward
 }
 
@@ -128,6 +129,9 @@ type Runtime struct {
 	mu     sync.Mutex
 	groups map[string]*group
 	closed bool
+
+	fwMu     sync.Mutex // serialises changes to forwards
+	forwards []Forward
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -186,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return fail(err)
 	}
 	r.ctx, r.cancel = context.WithCancel(r.nsctx(context.Background()))
+	r.forwards = append([]Forward(nil), cfg.Forwards...)
 	return r, nil
 }
 
