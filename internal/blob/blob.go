@@ -75,6 +75,16 @@ type Store interface {
 	// Delete removes the committed blob dgst, or returns ErrNotFound.
 	// Uploads are not affected.
 	Delete(ctx context.Context, dgst digest.Digest) error
+
+	// Walk calls fn with the digest and size of every committed blob, in no
+	// particular order, and stops at the first error fn returns, returning
+	// it. Blobs committed or deleted during the walk may or may not be seen.
+	// It costs a listing of the whole store (garbage collection uses it).
+	Walk(ctx context.Context, fn func(dgst digest.Digest, size int64) error) error
+
+	// Uploads calls fn with the id and current size of every upload, held
+	// or not, like Walk.
+	Uploads(ctx context.Context, fn func(id string, size int64) error) error
 }
 
 // Writer appends to one upload. It is not safe for concurrent use.

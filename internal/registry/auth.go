@@ -19,13 +19,21 @@ const NullUser = "00000000-0000-0000-0000-000000000000"
 // failure of the authenticator itself (HTTP 500), not of the client.
 var ErrInvalidCredentials = errors.New("registry: invalid credentials")
 
-// Authenticator checks the username and password a client presents, by Basic
-// auth on any request or through the token endpoint.
+// Authenticator checks the credentials a client presents: a username and
+// password (Basic auth on any request, or the token endpoint), or an Entra
+// ID token (the /oauth2/exchange endpoint).
 type Authenticator interface {
 	// CheckPassword returns the principal that username and password identify,
 	// or an error wrapping ErrInvalidCredentials. It is called once per token
 	// request and once per request that carries Basic auth; it should be cheap.
+	// Usernames are not necessarily GUIDs (an admin user is the registry's
+	// name).
 	CheckPassword(ctx context.Context, username, password string) (Principal, error)
+
+	// VerifyAADToken returns the principal of an Entra ID access token whose
+	// audience is ARM or https://containerregistry.azure.net, or an error
+	// wrapping ErrInvalidCredentials. It is called once per exchange.
+	VerifyAADToken(ctx context.Context, token string) (Principal, error)
 }
 
 // Principal is an authenticated caller and what it may do in the registry.
@@ -55,11 +63,13 @@ func (p Principal) may(action string) bool {
 	return slices.Contains(p.Actions, ActionAll) || slices.Contains(p.Actions, action)
 }
 
-// StaticAuth is an Authenticator with one fixed username and password, for
-// tests and single-user setups. Its principal has ClientID = Username and, when
-// Principal.Actions is empty, every permission.
+// StaticAuth is an Authenticator with one fixed username and password (and,
+// when AADToken is set, one fixed Entra ID token), for tests and single-user
+// setups. Its principal has ClientID = Username and, when Principal.Actions is
+// empty, every permission.
 type StaticAuth struct {
 	Username, Password string
+	AADToken           string
 	Principal          Principal
 }
 
@@ -72,6 +82,18 @@ func (a StaticAuth) CheckPassword(_ context.Context, username, password string) 
 	if u&p != 1 || a.Username == "" {
 		return Principal{}, ErrInvalidCredentials
 	}
+	return a.principal(), nil
+}
+
+// VerifyAADToken implements Authenticator.
+func (a StaticAuth) VerifyAADToken(_ context.Context, token string) (Principal, error) {
+	if a.AADToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(a.AADToken)) != 1 {
+		return Principal{}, ErrInvalidCredentials
+	}
+	return a.principal(), nil
+}
+
+func (a StaticAuth) principal() Principal {
 	pr := a.Principal
 	if pr.ClientID == "" {
 		pr.ClientID = a.Username
@@ -79,7 +101,20 @@ func (a StaticAuth) CheckPassword(_ context.Context, username, password string) 
 	if len(pr.Actions) == 0 {
 		pr.Actions = []string{ActionAll}
 	}
-	return pr, nil
+	return pr
+}
+
+// anonymousActions are what anyone may do when the registry allows
+// anonymous pull: pull, and read metadata (the SDKs list tags anonymously).
+var anonymousActions = []string{ActionPull, ActionMetadataRead}
+
+// anonymous returns the grant of a client without credentials, and whether
+// the registry allows anonymous pull now.
+func (r *Registry) anonymousGrant() (grant, bool) {
+	if !r.anonymous() {
+		return grant{}, false
+	}
+	return grant{principal: Principal{Actions: anonymousActions}}, true
 }
 
 // Access is one scope entry: actions on a named resource. It is both the
@@ -171,6 +206,11 @@ func (r *Registry) authenticate(req *http.Request, need *Access) (grant, error) 
 	)
 	switch {
 	case h == "":
+		// Anonymous pull serves repository reads directly; the API root
+		// still challenges, so that clients learn where to log in.
+		if g, ok := r.anonymousGrant(); ok && need != nil && need.Type == "repository" && g.covers(*need) {
+			return g, nil
+		}
 		return grant{}, r.challenge(need, "").because(errors.New("no credentials"))
 	case strings.EqualFold(scheme, "Bearer"):
 		var c *tokenClaims

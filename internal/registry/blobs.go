@@ -18,7 +18,7 @@ import (
 )
 
 // base answers GET /v2/: the API is there and the credentials are good.
-func (r *Registry) base(w http.ResponseWriter, req *http.Request, _ route) error {
+func (r *Registry) base(w http.ResponseWriter, req *http.Request, _ *call) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", "2")
 	_, _ = io.WriteString(w, "{}")
@@ -35,16 +35,26 @@ func parseDigest(s string) (digest.Digest, error) {
 }
 
 // getBlob serves GET and HEAD /v2/<repo>/blobs/<digest>, with Range support.
-func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt *call) error {
 	d, err := parseDigest(rt.ref)
 	if err != nil {
 		return err
 	}
 	ctx := req.Context()
-	var link blobLinkRecord
 	var found bool
 	err = r.store.View(ctx, func(tx store.Tx) error {
-		found, err = getJSON(tx, r.tables.blobs, repoKey(rt.repo, d.String()), &link)
+		repo, _, err := r.repository(tx, rt.repo)
+		if err != nil {
+			return err
+		}
+		if repo.Attrs.NoRead {
+			return newError(errDenied)
+		}
+		found, err = exists(tx, r.tables.blobs, repoKey(rt.repo, d.String()))
+		if err == nil && !found {
+			// A manifest's bytes are a blob of its repository too.
+			found, err = exists(tx, r.tables.manifests, repoKey(rt.repo, d.String()))
+		}
 		return err
 	})
 	if err != nil {
@@ -70,13 +80,83 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) e
 	return nil
 }
 
-// startUpload serves POST /v2/<repo>/blobs/uploads/: a monolithic upload when
-// ?digest= is given, otherwise a new upload session. Cross-repository mounts
-// (?mount=&from=) are answered with a new session, which the spec allows.
-func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+// deleteBlob serves DELETE /v2/<repo>/blobs/<digest>: the blob leaves the
+// repository. Its content stays until garbage collection finds it
+// unreferenced.
+func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt *call) error {
+	d, err := parseDigest(rt.ref)
+	if err != nil {
+		return err
+	}
+	err = r.store.Update(req.Context(), func(tx store.Tx) error {
+		repo, _, err := r.repository(tx, rt.repo)
+		if err != nil {
+			return err
+		}
+		if !repo.Attrs.deletable() {
+			return newError(errDeleteDisabled)
+		}
+		key := repoKey(rt.repo, d.String())
+		found, err := exists(tx, r.tables.blobs, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return newError(errBlobUnknown).withDetail(map[string]string{"digest": d.String()})
+		}
+		return tx.Delete(r.tables.blobs, key)
+	})
+	if err != nil {
+		return err
+	}
+	accepted(w)
+	return nil
+}
+
+// accepted answers 202 with no body, as deletes do.
+func accepted(w http.ResponseWriter) {
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// repository reads a repository's record; found is false (and the record
+// zero, with every attribute enabled) when it does not exist yet.
+func (r *Registry) repository(tx store.Tx, repo string) (rec repositoryRecord, found bool, err error) {
+	found, err = getJSON(tx, r.tables.repositories, repo, &rec)
+	return rec, found, err
+}
+
+// checkWritable fails with DENIED when the repository refuses pushes.
+func (r *Registry) checkWritable(ctx context.Context, repo string) error {
+	return r.store.View(ctx, func(tx store.Tx) error {
+		rec, _, err := r.repository(tx, repo)
+		if err == nil && rec.Attrs.NoWrite {
+			return errorf(errDenied, "repository %s is write-disabled", repo)
+		}
+		return err
+	})
+}
+
+// startUpload serves POST /v2/<repo>/blobs/uploads/: a cross-repository
+// mount (?mount=, with or without from=), a monolithic upload (?digest=),
+// or a new upload session.
+func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt *call) error {
 	ctx := req.Context()
 	q := req.URL.Query()
-	if q.Has("digest") {
+	if err := r.checkWritable(ctx, rt.repo); err != nil {
+		return err
+	}
+	if q.Has("mount") {
+		mounted, d, err := r.mount(ctx, rt, q.Get("mount"), q.Get("from"))
+		if err != nil {
+			return err
+		}
+		if mounted {
+			blobCreated(w, rt.repo, d)
+			return nil
+		}
+		// Not mountable: a new session, as the spec says (202 below).
+	} else if q.Has("digest") {
 		d, err := parseDigest(q.Get("digest"))
 		if err != nil {
 			return err
@@ -121,9 +201,64 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 	return nil
 }
 
+// mount links blob mount into rt.repo without an upload. With from, the
+// blob must be part of from and the caller allowed to pull from it; without,
+// any content the registry holds may be mounted (the caller may push and
+// pull everywhere its grant allows, and content is verified by digest).
+// mounted is false when the blob cannot be mounted.
+//
+// Mounting without from is how the registry shares content across its
+// repositories: a client that knows the digest gets it linked at once.
+func (r *Registry) mount(ctx context.Context, rt *call, mount, from string) (mounted bool, d digest.Digest, err error) {
+	d, err = parseDigest(mount)
+	if err != nil {
+		return false, "", err
+	}
+	// An access token's scopes name the target repository only (clients take
+	// them from the challenge), so the token's principal, whose permissions
+	// are registry-wide, decides.
+	if from != "" && (!validRepository(from) || !(rt.grant.permits("repository", from, ActionPull) || rt.grant.principal.may(ActionPull))) {
+		return false, d, nil
+	}
+	release := r.locks.use(d)
+	defer release()
+	size, err := r.blobs.Stat(ctx, d)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, d, nil
+	}
+	if err != nil {
+		return false, d, err
+	}
+	err = r.store.Update(ctx, func(tx store.Tx) error {
+		if from != "" {
+			src, _, err := r.repository(tx, from)
+			if err != nil {
+				return err
+			}
+			found, err := exists(tx, r.tables.blobs, repoKey(from, d.String()))
+			if err != nil || !found || src.Attrs.NoRead {
+				return err
+			}
+		}
+		mounted = true
+		return r.link(tx, rt.repo, d, size)
+	})
+	return mounted, d, err
+}
+
+// link makes blob d part of repo, unless it already is.
+func (r *Registry) link(tx store.Tx, repo string, d digest.Digest, size int64) error {
+	key := repoKey(repo, d.String())
+	found, err := exists(tx, r.tables.blobs, key)
+	if err != nil || found {
+		return err
+	}
+	return putJSON(tx, r.tables.blobs, key, linkRecord{Size: size, Created: r.clock.Now().UTC()})
+}
+
 // resumeUpload reopens the upload a request addresses, checking that it
 // belongs to the request's repository.
-func (r *Registry) resumeUpload(ctx context.Context, rt route) (blob.Writer, error) {
+func (r *Registry) resumeUpload(ctx context.Context, rt *call) (blob.Writer, error) {
 	unknown := func(err error) error {
 		return newError(errBlobUploadUnknown).withDetail(map[string]string{"uuid": rt.ref}).because(err)
 	}
@@ -155,7 +290,7 @@ func (r *Registry) resumeUpload(ctx context.Context, rt route) (blob.Writer, err
 }
 
 // uploadStatus serves GET on an upload: how much has arrived.
-func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt *call) error {
 	bw, err := r.resumeUpload(req.Context(), rt)
 	if err != nil {
 		return err
@@ -171,21 +306,14 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt rou
 
 // patchUpload serves PATCH on an upload: append a chunk. Content-Range is
 // optional; when present it must start where the upload ends.
-func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt *call) error {
 	bw, err := r.resumeUpload(req.Context(), rt)
 	if err != nil {
 		return err
 	}
 	defer bw.Close() // after a successful Close below this is a no-op
-	if cr := req.Header.Get("Content-Range"); cr != "" {
-		start, end, ok := parseContentRange(cr)
-		if !ok || start != bw.Size() {
-			uploadHeaders(w, rt.repo, rt.ref, bw.Size())
-			return errorf(errRangeInvalid, "content range %q does not continue the upload at %d", cr, bw.Size())
-		}
-		if req.ContentLength >= 0 && req.ContentLength != end-start+1 {
-			return errorf(errSizeInvalid, "content range %q does not match content length %d", cr, req.ContentLength)
-		}
+	if err := checkChunk(w, req, rt, bw.Size()); err != nil {
+		return err
 	}
 	if _, err := copyBody(bw, req.Body); err != nil {
 		return err
@@ -198,9 +326,28 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt rout
 	return nil
 }
 
+// checkChunk checks a chunk's optional Content-Range: it must start where
+// the upload ends (416 otherwise, with the upload's state) and match the
+// Content-Length.
+func checkChunk(w http.ResponseWriter, req *http.Request, rt *call, size int64) error {
+	cr := req.Header.Get("Content-Range")
+	if cr == "" {
+		return nil
+	}
+	start, end, ok := parseContentRange(cr)
+	if !ok || start != size {
+		uploadHeaders(w, rt.repo, rt.ref, size)
+		return errorf(errRangeInvalid, "content range %q does not continue the upload at %d", cr, size)
+	}
+	if req.ContentLength >= 0 && req.ContentLength != end-start+1 {
+		return errorf(errSizeInvalid, "content range %q does not match content length %d", cr, req.ContentLength)
+	}
+	return nil
+}
+
 // completeUpload serves PUT on an upload: append the optional last chunk,
 // verify the digest and make the blob part of the repository.
-func (r *Registry) completeUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) completeUpload(w http.ResponseWriter, req *http.Request, rt *call) error {
 	d, err := parseDigest(req.URL.Query().Get("digest"))
 	if err != nil {
 		return err
@@ -208,6 +355,10 @@ func (r *Registry) completeUpload(w http.ResponseWriter, req *http.Request, rt r
 	ctx := req.Context()
 	bw, err := r.resumeUpload(ctx, rt)
 	if err != nil {
+		return err
+	}
+	if err := checkChunk(w, req, rt, bw.Size()); err != nil {
+		_ = bw.Close()
 		return err
 	}
 	if _, err := copyBody(bw, req.Body); err != nil {
@@ -222,7 +373,7 @@ func (r *Registry) completeUpload(w http.ResponseWriter, req *http.Request, rt r
 }
 
 // cancelUpload serves DELETE on an upload: discard it.
-func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt *call) error {
 	ctx := req.Context()
 	bw, err := r.resumeUpload(ctx, rt)
 	if err != nil {
@@ -242,10 +393,14 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt rou
 
 // commitUpload commits bw as blob d and links it into repo, in one store
 // transaction with removing the upload's record when it has one. On a
-// digest mismatch the upload is discarded and nothing becomes visible.
+// digest mismatch the upload is discarded and nothing becomes visible. The
+// digest is held against garbage collection from before the content is
+// committed until it is linked.
 func (r *Registry) commitUpload(ctx context.Context, bw blob.Writer, repo string, d digest.Digest, recorded bool) error {
 	id, size := bw.ID(), bw.Size()
-	err := bw.Commit(ctx, size, d)
+	release := r.locks.use(d)
+	defer release()
+	err := bw.Commit(ctx, -1, d)
 	if errors.Is(err, blob.ErrDigestMismatch) || errors.Is(err, blob.ErrSizeMismatch) {
 		_ = bw.Cancel(ctx)
 		if recorded {
@@ -256,20 +411,13 @@ func (r *Registry) commitUpload(ctx context.Context, bw blob.Writer, repo string
 	if err != nil {
 		return err
 	}
-	now := r.clock.Now().UTC()
 	return r.store.Update(ctx, func(tx store.Tx) error {
 		if recorded {
 			if err := tx.Delete(r.tables.uploads, id); err != nil {
 				return err
 			}
 		}
-		key := repoKey(repo, d.String())
-		var link blobLinkRecord
-		found, err := getJSON(tx, r.tables.blobs, key, &link)
-		if err != nil || found {
-			return err
-		}
-		return putJSON(tx, r.tables.blobs, key, blobLinkRecord{Size: size, Created: now})
+		return r.link(tx, repo, d, size)
 	})
 }
 

@@ -39,6 +39,9 @@ var (
 	errUnsupported         = errorCode{"UNSUPPORTED", http.StatusBadRequest, "the operation is unsupported"}
 	errMethodNotAllowed    = errorCode{"UNSUPPORTED", http.StatusMethodNotAllowed, "the method is not supported on this resource"}
 	errNotFound            = errorCode{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
+	errTagUnknown          = errorCode{"TAG_UNKNOWN", http.StatusNotFound, "the specified tag does not exist"}
+	errDenied              = errorCode{"DENIED", http.StatusForbidden, "The operation is disallowed on this registry, repository or image."}
+	errDeleteDisabled      = errorCode{"UNSUPPORTED", http.StatusMethodNotAllowed, "The operation is disallowed on this registry, repository or image."}
 	errUnknown             = errorCode{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
 
@@ -94,8 +97,11 @@ type errorBody struct {
 	Detail  any    `json:"detail,omitempty"`
 }
 
-// writeError is the single writer of error responses. Errors that are not
-// apiErrors are internal: the client gets UNKNOWN and the log gets the cause.
+// writeError is the single writer of error responses. The OCI API, ACR's
+// /acr/v1 API and ACR's token endpoints all answer errors in the same
+// {"errors":[{code,message,detail}]} shape (acr.md §1, DP AcrErrors), so one
+// writer serves them. Errors that are not apiErrors are internal: the client
+// gets UNKNOWN and the log gets the cause.
 func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err error) {
 	var e *apiError
 	if !errors.As(err, &e) {

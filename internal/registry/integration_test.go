@@ -256,6 +256,15 @@ func TestSkopeo(t *testing.T) {
 	if !strings.Contains(string(out), `"v1"`) {
 		t.Errorf("list-tags: %s", out)
 	}
+	// Pull into a local directory and push it back from there.
+	layout := "dir:" + filepath.Join(dir, "layout")
+	run("copy", "--src-creds", creds, "--src-cert-dir", certDir, dst, layout)
+	back := "docker://" + e.host + "/skopeo/back:v1"
+	run("copy", "--dest-creds", creds, "--dest-cert-dir", certDir, layout, back)
+	out = run("inspect", "--creds", creds, "--cert-dir", certDir, back)
+	if err := json.Unmarshal(out, &info); err != nil || info.Digest != want.String() {
+		t.Errorf("pushed back %s (%v), want %s", info.Digest, err, want)
+	}
 }
 
 func must(t *testing.T, err error) {

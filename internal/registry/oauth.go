@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -20,42 +21,64 @@ type tokenResponseWire struct {
 // maxFormSize bounds a token request's form body.
 const maxFormSize = 64 << 10
 
+// tokenEndpoint serves /oauth2/token.
+func (r *Registry) tokenEndpoint(w http.ResponseWriter, req *http.Request) error {
+	switch req.Method {
+	case http.MethodGet:
+		return r.getToken(w, req)
+	case http.MethodPost:
+		return r.postToken(w, req)
+	}
+	return newError(errMethodNotAllowed)
+}
+
 // getToken serves GET /oauth2/token?service=&scope=… with Basic auth (ACR's
-// docker-login flow). offline_token=true adds a refresh token.
+// docker-login flow), or without credentials when anonymous pull is on.
+// offline_token=true adds a refresh token.
 func (r *Registry) getToken(w http.ResponseWriter, req *http.Request) error {
 	q := req.URL.Query()
-	user, pass, ok := req.BasicAuth()
-	if !ok {
+	var g grant
+	if user, pass, ok := req.BasicAuth(); ok {
+		var err error
+		if g, err = r.tokenCredentials(req, user, pass); err != nil {
+			return err
+		}
+	} else if req.Header.Get("Authorization") != "" {
+		return errorf(errUnauthorized, "basic authentication is required")
+	} else if g, ok = r.anonymousGrant(); !ok {
 		return errorf(errUnauthorized, "basic authentication is required (anonymous pull is disabled)")
 	}
-	g, err := r.tokenCredentials(req, user, pass)
-	if err != nil {
-		return err
-	}
-	return r.sendTokens(w, q.Get("service"), q["scope"], g, q.Get("offline_token") == "true")
+	offline := q.Get("offline_token") == "true" && g.principal.ObjectID+g.principal.ClientID != ""
+	return r.sendTokens(w, q.Get("service"), q["scope"], g, offline)
 }
 
 // postToken serves POST /oauth2/token, the OAuth2 form: grant_type=password
-// (username, password; access_type=offline adds a refresh token) or
-// grant_type=refresh_token (a refresh or access token this registry issued).
+// (username, password; access_type=offline adds a refresh token; neither
+// means anonymous) or grant_type=refresh_token (a refresh or access token
+// this registry issued).
 func (r *Registry) postToken(w http.ResponseWriter, req *http.Request) error {
-	req.Body = http.MaxBytesReader(w, req.Body, maxFormSize)
-	if err := req.ParseForm(); err != nil {
-		return errorf(errUnsupported, "invalid form body").because(err)
+	f, err := parseForm(w, req)
+	if err != nil {
+		return err
 	}
-	f := req.PostForm
 	var (
 		g       grant
-		err     error
 		offline bool
 	)
 	switch gt := f.Get("grant_type"); gt {
 	case "password":
 		user, pass := f.Get("username"), f.Get("password")
 		if user == "" && pass == "" {
-			return errorf(errUnauthorized, "credentials are required (anonymous pull is disabled)")
+			// The SDKs' anonymous flow: password grant, empty refresh_token.
+			var ok bool
+			if g, ok = r.anonymousGrant(); !ok {
+				return errorf(errUnauthorized, "credentials are required (anonymous pull is disabled)")
+			}
+			break
 		}
-		g, err = r.tokenCredentials(req, user, pass)
+		if g, err = r.tokenCredentials(req, user, pass); err != nil {
+			return err
+		}
 		offline = f.Get("access_type") == "offline"
 	case "refresh_token":
 		c, verr := r.verifyToken(f.Get("refresh_token"))
@@ -66,10 +89,59 @@ func (r *Registry) postToken(w http.ResponseWriter, req *http.Request) error {
 	default:
 		return errorf(errUnsupported, "unsupported grant_type %q", gt)
 	}
+	return r.sendTokens(w, f.Get("service"), f["scope"], g, offline)
+}
+
+// exchangeResponseWire is the body of a successful /oauth2/exchange call.
+type exchangeResponseWire struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// exchangeEndpoint serves POST /oauth2/exchange: an Entra ID access token
+// (grant_type=access_token, or the deprecated access_token_refresh_token)
+// for a registry refresh token.
+func (r *Registry) exchangeEndpoint(w http.ResponseWriter, req *http.Request) error {
+	if req.Method != http.MethodPost {
+		return newError(errMethodNotAllowed)
+	}
+	f, err := parseForm(w, req)
 	if err != nil {
 		return err
 	}
-	return r.sendTokens(w, f.Get("service"), f["scope"], g, offline)
+	switch gt := f.Get("grant_type"); gt {
+	case "access_token", "access_token_refresh_token":
+	default:
+		return errorf(errUnsupported, "unsupported grant_type %q", gt)
+	}
+	if service := f.Get("service"); !strings.EqualFold(service, r.loginServer) {
+		return errorf(errUnsupported, "service %q is not this registry (%s)", service, r.loginServer)
+	}
+	tok := f.Get("access_token")
+	if tok == "" {
+		return errorf(errUnauthorized, "access_token is required")
+	}
+	p, err := r.auth.VerifyAADToken(req.Context(), tok)
+	if errors.Is(err, ErrInvalidCredentials) {
+		return errorf(errUnauthorized, "invalid Entra ID token").because(err)
+	}
+	if err != nil {
+		return err
+	}
+	rt, err := r.issueToken(grantRefreshToken, p, nil, r.refreshTTL)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, exchangeResponseWire{RefreshToken: rt})
+}
+
+// parseForm reads a bounded form body.
+func parseForm(w http.ResponseWriter, req *http.Request) (url.Values, error) {
+	req.Body = http.MaxBytesReader(w, req.Body, maxFormSize)
+	if err := req.ParseForm(); err != nil {
+		return nil, errorf(errUnsupported, "invalid form body").because(err)
+	}
+	return req.PostForm, nil
 }
 
 // tokenCredentials authenticates a token request's username and password.

@@ -60,6 +60,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Token lifetimes; zero means DefaultAccessTokenTTL / DefaultRefreshTokenTTL.
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// AnonymousPull tells whether clients without credentials may pull and
+	// read metadata (ARM's anonymousPullEnabled). It is asked on every
+	// anonymous request, so it may change at runtime; nil means never.
+	AnonymousPull func() bool
 }
 
 // Registry serves one registry. Create it with New.
@@ -77,6 +81,12 @@ type Registry struct {
 	accessTTL   time.Duration
 	refreshTTL  time.Duration
 	tables      tables
+	anonymous   func() bool
+
+	tokens        tokenCache  // verified tokens
+	manifestCache byteCache   // manifest bytes by digest
+	locks   digestLocks // pushes against garbage collection
+	gcState gcState     // what the collector has seen between passes
 }
 
 var registryNamePattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,50}$`)
@@ -109,6 +119,10 @@ func New(cfg Config) (*Registry, error) {
 		accessTTL:   cfg.AccessTokenTTL,
 		refreshTTL:  cfg.RefreshTokenTTL,
 		tables:      newTables(cfg.Name),
+		anonymous:   cfg.AnonymousPull,
+	}
+	if r.anonymous == nil {
+		r.anonymous = func() bool { return false }
 	}
 	if r.clock == nil {
 		r.clock = clock.Real{}
@@ -129,49 +143,31 @@ func New(cfg Config) (*Registry, error) {
 // login server. It does its own routing: a ServeMux would clean paths and
 // redirect, which registry clients do not expect.
 func (r *Registry) Handler() http.Handler {
-	token := r.handle(func(w http.ResponseWriter, req *http.Request) error {
-		switch req.Method {
-		case http.MethodGet:
-			return r.getToken(w, req)
-		case http.MethodPost:
-			return r.postToken(w, req)
-		}
-		return newError(errMethodNotAllowed)
-	})
-	v2 := r.handle(func(w http.ResponseWriter, req *http.Request) error {
-		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
-		return r.dispatch(w, req)
-	})
-	notFound := r.handle(func(http.ResponseWriter, *http.Request) error { return newError(errNotFound) })
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := w.Header()
+		h.Set(headerRequestID, uuid.NewString())
+		h.Set("Docker-Distribution-Api-Version", "registry/2.0")
+		var err error
 		switch p := req.URL.Path; {
-		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
-			v2.ServeHTTP(w, req)
 		case p == "/oauth2/token":
-			token.ServeHTTP(w, req)
+			err = r.tokenEndpoint(w, req)
+		case p == "/oauth2/exchange":
+			err = r.exchangeEndpoint(w, req)
 		default:
-			notFound.ServeHTTP(w, req)
+			err = r.dispatch(w, req)
+		}
+		if err != nil {
+			r.writeError(w, req, err)
 		}
 	})
 }
 
 const headerRequestID = "X-Ms-Request-Id"
 
-// handle adapts an error-returning handler: it sets the common headers and
-// sends a returned error through writeError.
-func (r *Registry) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set(headerRequestID, uuid.NewString())
-		if err := fn(w, req); err != nil {
-			r.writeError(w, req, err)
-		}
-	})
-}
-
-// dispatch routes a /v2/ request, authenticates it for the access its route
-// needs, and runs the route's handler.
+// dispatch routes a /v2/ or /acr/v1/ request, authenticates it for the
+// access its route needs, and runs the route's handler.
 func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request) error {
-	rt, ok := parseV2Path(req.URL.Path)
+	rt, ok := parsePath(req.URL.Path)
 	if !ok {
 		return newError(errNotFound)
 	}
@@ -180,16 +176,20 @@ func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request) error {
 		return newError(errMethodNotAllowed)
 	}
 	var need *Access
-	if rt.name != routeBase {
+	switch {
+	case rt.isCatalog():
+		need = &Access{Type: "registry", Name: "catalog", Actions: ep.actions}
+	case rt.name != routeBase:
 		if !validRepository(rt.repo) {
 			return errorf(errNameInvalid, "invalid repository name %q", rt.repo).withDetail(map[string]string{"name": rt.repo})
 		}
 		need = &Access{Type: "repository", Name: rt.repo, Actions: ep.actions}
 	}
-	if _, err := r.authenticate(req, need); err != nil {
+	g, err := r.authenticate(req, need)
+	if err != nil {
 		return err
 	}
-	return ep.handle(r, w, req, rt)
+	return ep.handle(r, w, req, &call{route: rt, grant: g})
 }
 
 // copyBufs holds buffers for copying request bodies into uploads.
@@ -224,6 +224,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // isDigest reports whether ref looks like a digest rather than a tag.
 func isDigest(ref string) bool { return strings.Contains(ref, ":") }
+
+// Name returns the registry's name.
+func (r *Registry) Name() string { return r.name }
 
 // writeJSON sends v as a JSON response body.
 func writeJSON(w http.ResponseWriter, status int, v any) error {

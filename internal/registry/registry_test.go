@@ -35,13 +35,13 @@ func TestParseV2Path(t *testing.T) {
 		{"/v2/a/manifests/", route{}, false},
 		{"/v2/a/blobs/", route{}, false},
 		{"/v2/a", route{}, false},
-		{"/v2/_catalog", route{}, false},
+		{"/v2/_catalog", route{name: routeCatalog}, true},
 		{"/v3/a/tags/list", route{}, false},
 	}
 	for _, tc := range tests {
-		got, ok := parseV2Path(tc.path)
+		got, ok := parsePath(tc.path)
 		if ok != tc.ok || got != tc.want {
-			t.Errorf("parseV2Path(%q) = %+v, %v; want %+v, %v", tc.path, got, ok, tc.want, tc.ok)
+			t.Errorf("parsePath(%q) = %+v, %v; want %+v, %v", tc.path, got, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -49,12 +49,12 @@ func TestParseV2Path(t *testing.T) {
 func TestRoutingErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.do(request{method: "GET", path: "/v2/_catalog", auth: "basic"}).want(t, 404, "NOT_FOUND")
+	e.do(request{method: "GET", path: "/v2/_catalog/x", auth: "basic"}).want(t, 404, "NOT_FOUND")
 	e.do(request{method: "GET", path: "/nothing", auth: "basic"}).want(t, 404, "NOT_FOUND")
 	e.do(request{method: "GET", path: "/v2/app/blobs/uploads/..%2F..%2Fx", auth: "basic"}).want(t, 404, "NOT_FOUND")
 	e.do(request{method: "PUT", path: "/oauth2/token"}).want(t, 405, "UNSUPPORTED")
 	e.do(request{method: "GET", path: "/v2", auth: "basic"}).want(t, 200, "")
-	e.do(request{method: "DELETE", path: "/v2/app/manifests/v1", auth: "basic"}).want(t, 405, "UNSUPPORTED")
+	e.do(request{method: "POST", path: "/v2/app/manifests/v1", auth: "basic"}).want(t, 405, "UNSUPPORTED")
 	e.do(request{method: "GET", path: "/v2/App/tags/list", auth: "basic"}).want(t, 400, "NAME_INVALID")
 	e.do(request{method: "GET", path: "/v2/a//b/tags/list", auth: "basic"}).want(t, 400, "NAME_INVALID")
 	e.do(request{method: "GET", path: "/v2/app/manifests/bad:tag!", auth: "basic"}).want(t, 400, "DIGEST_INVALID")

@@ -6,69 +6,93 @@ import (
 	"strings"
 )
 
-// routeName names a /v2/ endpoint.
+// routeName names an endpoint of the OCI (/v2/) or ACR (/acr/v1/) API.
 type routeName int
 
 const (
 	routeBase        routeName = iota // /v2/
+	routeCatalog                      // /v2/_catalog
 	routeBlob                         // /v2/<repo>/blobs/<digest>
 	routeUploadStart                  // /v2/<repo>/blobs/uploads/
 	routeUpload                       // /v2/<repo>/blobs/uploads/<id>
 	routeManifest                     // /v2/<repo>/manifests/<reference>
 	routeTags                         // /v2/<repo>/tags/list
+	routeReferrers                    // /v2/<repo>/referrers/<digest>
+
+	acrCatalog   // /acr/v1/_catalog
+	acrRepo      // /acr/v1/<repo>
+	acrTags      // /acr/v1/<repo>/_tags
+	acrTag       // /acr/v1/<repo>/_tags/<tag>
+	acrManifests // /acr/v1/<repo>/_manifests
+	acrManifest  // /acr/v1/<repo>/_manifests/<digest>
 )
 
-// route is a parsed /v2/ path.
+// route is a parsed request path.
 type route struct {
 	name routeName
 	repo string // repository name, may contain '/'
 	ref  string // digest, tag or upload id, by route
 }
 
-// endpoint is what a method on a route does and which repository actions it
-// needs ("" for routeBase: any valid credential).
+// call is one authenticated request to a handler: its route and what its
+// credentials allow.
+type call struct {
+	route
+	grant grant
+}
+
+// handlerFunc serves one method of one route.
+type handlerFunc func(*Registry, http.ResponseWriter, *http.Request, *call) error
+
+// endpoint is what a method on a route does and which actions it needs on
+// the route's repository (nil: any valid credential; for catalog routes the
+// registry:catalog:* scope).
 type endpoint struct {
-	handle  func(*Registry, http.ResponseWriter, *http.Request, route) error
+	handle  handlerFunc
 	actions []string
 }
 
 var (
-	pull     = []string{ActionPull}
-	pushPull = []string{ActionPush, ActionPull}
+	pull          = []string{ActionPull}
+	pushPull      = []string{ActionPush, ActionPull}
+	del           = []string{ActionDelete}
+	metadataRead  = []string{ActionMetadataRead}
+	metadataWrite = []string{ActionMetadataWrite}
+	catalog       = []string{ActionAll}
 )
 
-// routes is the /v2/ route table.
+// routes is the route table of both APIs.
 var routes = map[routeName]map[string]endpoint{
-	routeBase: {
-		http.MethodGet:  {(*Registry).base, nil},
-		http.MethodHead: {(*Registry).base, nil},
-	},
-	routeBlob: {
-		http.MethodGet:  {(*Registry).getBlob, pull},
-		http.MethodHead: {(*Registry).getBlob, pull},
-	},
-	routeUploadStart: {
-		http.MethodPost: {(*Registry).startUpload, pushPull},
-	},
+	routeBase:        {"GET": {(*Registry).base, nil}, "HEAD": {(*Registry).base, nil}},
+	routeCatalog:     {"GET": {(*Registry).listCatalog, catalog}},
+	routeBlob:        {"GET": {(*Registry).getBlob, pull}, "HEAD": {(*Registry).getBlob, pull}, "DELETE": {(*Registry).deleteBlob, del}},
+	routeUploadStart: {"POST": {(*Registry).startUpload, pushPull}},
 	routeUpload: {
-		http.MethodGet:    {(*Registry).uploadStatus, pushPull},
-		http.MethodPatch:  {(*Registry).patchUpload, pushPull},
-		http.MethodPut:    {(*Registry).completeUpload, pushPull},
-		http.MethodDelete: {(*Registry).cancelUpload, pushPull},
+		"GET": {(*Registry).uploadStatus, pushPull}, "PATCH": {(*Registry).patchUpload, pushPull},
+		"PUT": {(*Registry).completeUpload, pushPull}, "DELETE": {(*Registry).cancelUpload, pushPull},
 	},
 	routeManifest: {
-		http.MethodGet:  {(*Registry).getManifest, pull},
-		http.MethodHead: {(*Registry).getManifest, pull},
-		http.MethodPut:  {(*Registry).putManifest, pushPull},
+		"GET": {(*Registry).getManifest, pull}, "HEAD": {(*Registry).getManifest, pull},
+		"PUT": {(*Registry).putManifest, pushPull}, "DELETE": {(*Registry).deleteManifest, del},
 	},
-	routeTags: {
-		http.MethodGet: {(*Registry).listTags, pull},
-	},
+	routeTags:      {"GET": {(*Registry).listTags, pull}},
+	routeReferrers: {"GET": {(*Registry).listReferrers, pull}},
+
+	acrCatalog:   {"GET": {(*Registry).acrListRepositories, catalog}},
+	acrRepo:      {"GET": {(*Registry).acrGetRepository, metadataRead}, "PATCH": {(*Registry).acrPatchRepository, metadataWrite}, "DELETE": {(*Registry).acrDeleteRepository, del}},
+	acrTags:      {"GET": {(*Registry).acrListTags, metadataRead}},
+	acrTag:       {"GET": {(*Registry).acrGetTag, metadataRead}, "PATCH": {(*Registry).acrPatchTag, metadataWrite}, "DELETE": {(*Registry).acrDeleteTag, del}},
+	acrManifests: {"GET": {(*Registry).acrListManifests, metadataRead}},
+	acrManifest:  {"GET": {(*Registry).acrGetManifest, metadataRead}, "PATCH": {(*Registry).acrPatchManifest, metadataWrite}},
 }
 
-// parseV2Path splits a decoded /v2/ path into its route. Repository names may
-// contain slashes, so the path is matched from its end.
-func parseV2Path(path string) (route, bool) {
+// parsePath splits a decoded request path into its route. Repository names
+// may contain slashes (or arrive as %2F, which the server has decoded), so
+// paths are matched from their end.
+func parsePath(path string) (route, bool) {
+	if rest, ok := strings.CutPrefix(path, "/acr/v1/"); ok {
+		return parseACRPath(rest)
+	}
 	if path == "/v2" {
 		path = "/v2/"
 	}
@@ -76,8 +100,11 @@ func parseV2Path(path string) (route, bool) {
 	if !ok {
 		return route{}, false
 	}
-	if rest == "" {
+	switch rest {
+	case "":
 		return route{name: routeBase}, true
+	case "_catalog":
+		return route{name: routeCatalog}, true
 	}
 	s := strings.Split(rest, "/")
 	n := len(s)
@@ -87,6 +114,8 @@ func parseV2Path(path string) (route, bool) {
 		return route{name: routeTags, repo: repo(2)}, true
 	case n >= 3 && s[n-2] == "manifests" && s[n-1] != "":
 		return route{name: routeManifest, repo: repo(2), ref: s[n-1]}, true
+	case n >= 3 && s[n-2] == "referrers" && s[n-1] != "":
+		return route{name: routeReferrers, repo: repo(2), ref: s[n-1]}, true
 	case n >= 4 && s[n-3] == "blobs" && s[n-2] == "uploads" && s[n-1] == "":
 		return route{name: routeUploadStart, repo: repo(3)}, true
 	case n >= 4 && s[n-3] == "blobs" && s[n-2] == "uploads":
@@ -98,6 +127,32 @@ func parseV2Path(path string) (route, bool) {
 	}
 	return route{}, false
 }
+
+// parseACRPath parses what follows /acr/v1/.
+func parseACRPath(rest string) (route, bool) {
+	if rest == "_catalog" {
+		return route{name: acrCatalog}, true
+	}
+	s := strings.Split(rest, "/")
+	n := len(s)
+	repo := func(k int) string { return strings.Join(s[:n-k], "/") }
+	switch {
+	case rest == "":
+		return route{}, false
+	case n >= 2 && s[n-1] == "_tags":
+		return route{name: acrTags, repo: repo(1)}, true
+	case n >= 3 && s[n-2] == "_tags" && s[n-1] != "":
+		return route{name: acrTag, repo: repo(2), ref: s[n-1]}, true
+	case n >= 2 && s[n-1] == "_manifests":
+		return route{name: acrManifests, repo: repo(1)}, true
+	case n >= 3 && s[n-2] == "_manifests" && s[n-1] != "":
+		return route{name: acrManifest, repo: repo(2), ref: s[n-1]}, true
+	}
+	return route{name: acrRepo, repo: rest}, true
+}
+
+// isCatalog reports whether the route lists the registry's repositories.
+func (rt route) isCatalog() bool { return rt.name == routeCatalog || rt.name == acrCatalog }
 
 var (
 	repositoryPattern = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)

@@ -156,8 +156,29 @@ func asciiJSON(b []byte) []byte {
 }
 
 // verifyToken checks a token's signature, issuer, audience and lifetime and
-// returns its claims.
+// returns its claims. Verified tokens are cached; their lifetime is checked
+// on every call.
 func (r *Registry) verifyToken(tok string) (*tokenClaims, error) {
+	c := r.tokens.get(tok)
+	if c == nil {
+		var err error
+		if c, err = r.verifySignedToken(tok); err != nil {
+			return nil, err
+		}
+		r.tokens.put(tok, c)
+	}
+	now := r.clock.Now().Unix()
+	switch {
+	case now >= c.Expires:
+		return nil, errors.New("token: expired")
+	case now < c.NotBefore:
+		return nil, errors.New("token: not yet valid")
+	}
+	return c, nil
+}
+
+// verifySignedToken checks everything about a token but its lifetime.
+func (r *Registry) verifySignedToken(tok string) (*tokenClaims, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return nil, errors.New("token: not a JWT")
@@ -189,16 +210,11 @@ func (r *Registry) verifyToken(tok string) (*tokenClaims, error) {
 	if err := json.Unmarshal(pb, &c); err != nil {
 		return nil, fmt.Errorf("token payload: %w", err)
 	}
-	now := r.clock.Now().Unix()
 	switch {
 	case c.Issuer != tokenIssuer:
 		return nil, fmt.Errorf("token: issuer %q", c.Issuer)
 	case c.Audience != r.loginServer:
 		return nil, fmt.Errorf("token: audience %q", c.Audience)
-	case now >= c.Expires:
-		return nil, errors.New("token: expired")
-	case now < c.NotBefore:
-		return nil, errors.New("token: not yet valid")
 	case c.GrantType != grantAccessToken && c.GrantType != grantRefreshToken:
 		return nil, fmt.Errorf("token: grant_type %q", c.GrantType)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/registry"
 )
 
@@ -38,11 +39,24 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 	}
 }
 
-// registryAuth lets service principals log in to berth's registries with
-// their client id and secret (ACR's service-principal login).
-type registryAuth struct{ ids *identity.Service }
+// registryAuth authenticates registry clients: service principals with
+// their client id and secret (ACR's service-principal login), the
+// registry's admin user when it is enabled, and Entra ID tokens for the
+// /oauth2/exchange flow.
+type registryAuth struct {
+	ids      *identity.Service
+	svc      *registries.Service // nil: no admin user (the default registry)
+	registry string
+}
+
+// allActions: every principal may do everything until RBAC arrives (AcrPull,
+// AcrPush …).
+var allActions = []string{registry.ActionAll}
 
 func (a registryAuth) CheckPassword(ctx context.Context, username, password string) (registry.Principal, error) {
+	if a.svc != nil && a.svc.CheckAdmin(a.registry, username, password) {
+		return registry.Principal{ClientID: username, Actions: allActions}, nil
+	}
 	p, err := a.ids.CheckClientSecret(ctx, username, password)
 	if errors.Is(err, identity.ErrUnknownClient) || errors.Is(err, identity.ErrInvalidSecret) {
 		return registry.Principal{}, fmt.Errorf("%w: %v", registry.ErrInvalidCredentials, err)
@@ -50,6 +64,13 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 	if err != nil {
 		return registry.Principal{}, err
 	}
-	// Every principal may do everything until RBAC arrives (AcrPull, AcrPush …).
-	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID, Actions: []string{registry.ActionAll}}, nil
+	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID, Actions: allActions}, nil
+}
+
+func (a registryAuth) VerifyAADToken(ctx context.Context, token string) (registry.Principal, error) {
+	c, err := a.ids.Verify(token, identity.AudienceContainer, identity.AudienceARM, identity.AudienceARMAlt)
+	if err != nil {
+		return registry.Principal{}, fmt.Errorf("%w: %v", registry.ErrInvalidCredentials, err)
+	}
+	return registry.Principal{ObjectID: c.ObjectID, ClientID: c.AppID, TenantID: c.TenantID, Actions: allActions}, nil
 }

@@ -6,12 +6,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -20,12 +22,12 @@ import (
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/arm/containerinstance"
-	blobfs "github.com/berth-dev/berth/internal/blob/fs"
+	"github.com/berth-dev/berth/internal/arm/containerregistry"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/operation"
-	"github.com/berth-dev/berth/internal/registry"
+	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/resources"
 	"github.com/berth-dev/berth/internal/runtime/containerd"
 	"github.com/berth-dev/berth/internal/store/bolt"
@@ -111,44 +113,42 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	// Registries: one TLS listener per registry, on its stable login server.
-	regKey, err := fileutil.LoadOrCreateRSAKey(filepath.Join(dir.Path, "registries", "token-signing-key.pem"))
-	if err != nil {
-		return err
-	}
-	for name, login := range dir.Config.Registries {
-		blobs, err := blobfs.New(dir.RegistryDir(name))
-		if err != nil {
-			return err
-		}
-		reg, err := registry.New(registry.Config{
-			Name: name, LoginServer: login, Blobs: blobs, Store: st, Auth: registryAuth{ids},
-			SigningKey: regKey, KeyID: "berth-registry", Clock: clk, Logger: log.With("registry", name),
-		})
-		if err != nil {
-			return err
-		}
-		ln, err := listenTLS(login, dir.PKI.TLSConfig())
-		if err != nil {
-			return fmt.Errorf("registry %s: %w", name, err)
-		}
-		serveOn(ln, reg.Handler())
-	}
-
-	// Every registry's login server works inside groups too (decisions.md:
-	// one login server string that works everywhere).
-	var forwards []containerd.Forward
-	for _, login := range dir.Config.Registries {
-		forwards = append(forwards, containerd.Forward{Listen: login, Target: login})
-	}
 	rt, err := containerd.New(ctx, containerd.Config{
-		Forwards: forwards,
-		DataDir:  dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet, RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
+		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet,
+		RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
 	closers = append(closers, func() { rt.Close() })
+
+	// Registries: each on its own TLS listener (its login server, stable
+	// across restarts), forwarded into every group's namespace too, so the
+	// login server means the same inside a group (decisions.md).
+	regKey, err := fileutil.LoadOrCreateRSAKey(filepath.Join(dir.Path, "registries", "token-signing-key.pem"))
+	if err != nil {
+		return err
+	}
+	defaultLogin := dir.Config.Registries[datadir.DefaultRegistryName]
+	loginHost, basePort, err := splitLogin(defaultLogin)
+	if err != nil {
+		return err
+	}
+	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, key: regKey, clock: clk,
+		log: log.With("part", "registry"), rt: rt, host: loginHost, basePort: basePort, errc: errc,
+		served: map[string]*servedRegistry{}}
+	closers = append(closers, rhost.Close)
+	if _, err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin}); err != nil {
+		return err
+	}
+	regs := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: rhost,
+		Importer: imageImporter{transport: registryTransport(dir)}, Log: log.With("part", "registries"),
+		Reserved: []string{datadir.DefaultRegistryName}}
+	rhost.svc = regs
+	if err := regs.Start(ctx); err != nil {
+		return err
+	}
+	closers = append(closers, regs.Close)
 
 	armSrv := &arm.Server{
 		Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
@@ -160,6 +160,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	armSrv.HandleCore()
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci")}
 	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
+	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
@@ -192,6 +193,33 @@ func listenTLS(addr string, cfg *tls.Config) (net.Listener, error) {
 		return nil, err
 	}
 	return tls.NewListener(ln, cfg), nil
+}
+
+// splitLogin splits a login server into host and port.
+func splitLogin(login string) (string, int, error) {
+	host, port, err := net.SplitHostPort(login)
+	if err != nil {
+		return "", 0, fmt.Errorf("login server %q: %w", login, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("login server %q: %w", login, err)
+	}
+	return host, p, nil
+}
+
+// registryTransport trusts the system roots and berth's CA, for talking to
+// registries (imports).
+func registryTransport(dir *datadir.Dir) http.RoundTripper {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AppendCertsFromPEM(dir.PKI.CAPEM())
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	t.ResponseHeaderTimeout = time.Minute
+	return t
 }
 
 // aliases lists the host:port forms a loopback address is reachable by.

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"InvalidDigests", testInvalidDigests},
 		{"ClosedWriter", testClosedWriter},
 		{"ConcurrentUploads", testConcurrentUploads},
+		{"WalkAndUploads", testWalkAndUploads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -441,5 +442,53 @@ func testConcurrentUploads(t *testing.T, s blob.Store) {
 	close(errs)
 	for err := range errs {
 		ok(t, err)
+	}
+}
+
+func testWalkAndUploads(t *testing.T, s blob.Store) {
+	ctx := context.Background()
+	walk := func() map[digest.Digest]int64 {
+		got := map[digest.Digest]int64{}
+		ok(t, s.Walk(ctx, func(d digest.Digest, n int64) error { got[d] = n; return nil }))
+		return got
+	}
+	uploads := func() map[string]int64 {
+		got := map[string]int64{}
+		ok(t, s.Uploads(ctx, func(id string, n int64) error { got[id] = n; return nil }))
+		return got
+	}
+	if len(walk()) != 0 || len(uploads()) != 0 {
+		t.Fatalf("new store: blobs %v uploads %v", walk(), uploads())
+	}
+	a := put(t, s, "wa", []byte("walk a"))
+	b := put(t, s, "wb", []byte("walk b!"))
+	w, err := s.Create(ctx, "held", digest.SHA512)
+	ok(t, err)
+	_, err = w.Write([]byte("12345"))
+	ok(t, err)
+	idle, err := s.Create(ctx, "idle", "")
+	ok(t, err)
+	_, err = idle.Write([]byte("abc"))
+	ok(t, err)
+	ok(t, idle.Close())
+	if got := walk(); len(got) != 2 || got[a] != 6 || got[b] != 7 {
+		t.Errorf("Walk = %v", got)
+	}
+	if got := uploads(); len(got) != 2 || got["held"] != 5 || got["idle"] != 3 {
+		t.Errorf("Uploads = %v", got)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	is(t, s.Walk(ctx, func(digest.Digest, int64) error { calls++; return stop }), stop)
+	if calls != 1 {
+		t.Errorf("Walk went on after an error: %d calls", calls)
+	}
+	ok(t, w.Cancel(ctx))
+	ok(t, s.Delete(ctx, a))
+	if got := walk(); len(got) != 1 || got[b] != 7 {
+		t.Errorf("Walk after delete = %v", got)
+	}
+	if got := uploads(); len(got) != 1 || got["idle"] != 3 {
+		t.Errorf("Uploads after cancel = %v", got)
 	}
 }

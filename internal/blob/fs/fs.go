@@ -109,6 +109,71 @@ func (s *Store) Delete(ctx context.Context, dgst digest.Digest) error {
 	return syncDir(filepath.Dir(p))
 }
 
+// Walk implements blob.Store. Entries that are not blobs (stray files) are
+// skipped.
+func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) error {
+	for _, alg := range blob.Algorithms {
+		algDir := filepath.Join(s.root, "blobs", alg.String())
+		prefixes, err := os.ReadDir(algDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("blob/fs: %w", err)
+		}
+		for _, p := range prefixes {
+			entries, err := os.ReadDir(filepath.Join(algDir, p.Name()))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return fmt.Errorf("blob/fs: %w", err)
+			}
+			for _, e := range entries {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				d := digest.NewDigestFromEncoded(alg, e.Name())
+				if d.Validate() != nil || !e.Type().IsRegular() {
+					continue
+				}
+				fi, err := e.Info()
+				if err != nil {
+					continue // deleted meanwhile
+				}
+				if err := fn(d, fi.Size()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Uploads implements blob.Store.
+func (s *Store) Uploads(ctx context.Context, fn func(string, int64) error) error {
+	entries, err := os.ReadDir(s.uploadsDir())
+	if err != nil {
+		return fmt.Errorf("blob/fs: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if blob.ValidUploadID(e.Name()) != nil || !e.IsDir() {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(s.uploadDir(e.Name()), "data"))
+		if err != nil {
+			continue // committed or cancelled meanwhile
+		}
+		if err := fn(e.Name(), fi.Size()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // hashState is the content of uploads/<id>/hashstate.
 type hashState struct {
 	Algorithm digest.Algorithm `json:"algorithm"`

@@ -82,6 +82,44 @@ func (s *Store) Delete(ctx context.Context, dgst digest.Digest) error {
 	return nil
 }
 
+// Walk implements blob.Store.
+func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) error {
+	s.mu.Lock()
+	sizes := make(map[digest.Digest]int64, len(s.blobs))
+	for d, b := range s.blobs {
+		sizes[d] = int64(len(b))
+	}
+	s.mu.Unlock()
+	for d, n := range sizes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(d, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Uploads implements blob.Store.
+func (s *Store) Uploads(ctx context.Context, fn func(string, int64) error) error {
+	s.mu.Lock()
+	sizes := make(map[string]int64, len(s.uploads))
+	for id, u := range s.uploads {
+		sizes[id] = int64(len(u.data))
+	}
+	s.mu.Unlock()
+	for id, n := range sizes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(id, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Create implements blob.Store.
 func (s *Store) Create(ctx context.Context, id string, alg digest.Algorithm) (blob.Writer, error) {
 	if err := ctx.Err(); err != nil {
@@ -142,7 +180,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, blob.ErrClosed
 	}
+	w.s.mu.Lock() // Uploads reads the size
 	w.u.data = append(w.u.data, p...)
+	w.s.mu.Unlock()
 	w.u.hash.Write(p)
 	return len(p), nil
 }

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	blobfs "github.com/berth-dev/berth/internal/blob/fs"
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/datadir"
+	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/registries"
+	"github.com/berth-dev/berth/internal/registry"
+	"github.com/berth-dev/berth/internal/runtime/containerd"
+	"github.com/berth-dev/berth/internal/store"
+)
+
+// registryHost serves each registry's data plane on its own TLS listener
+// (its login server, a loopback port) and forwards that login server into
+// every container group's namespace. It implements registries.Host.
+type registryHost struct {
+	dir      *datadir.Dir
+	tls      *tls.Config
+	store    store.Store
+	ids      *identity.Service
+	key      *rsa.PrivateKey
+	clock    clock.Clock
+	log      *slog.Logger
+	rt       *containerd.Runtime
+	svc      *registries.Service // admin users, anonymous pull; nil for the default registry only
+	host     string              // loopback host of login servers
+	basePort int                 // new registries get the first free port above it
+	errc     chan<- error
+
+	mu     sync.Mutex
+	served map[string]*servedRegistry // by lower-case name
+}
+
+type servedRegistry struct {
+	login  string
+	srv    *http.Server
+	stopGC context.CancelFunc
+}
+
+// Garbage collection of unreferenced blobs and abandoned uploads.
+const (
+	gcInterval = 10 * time.Minute
+	gcGrace    = time.Hour
+)
+
+var _ registries.Host = (*registryHost)(nil)
+
+func (h *registryHost) key0(name string) string { return toLower(name) }
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// Serve implements registries.Host.
+func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.served[h.key0(r.Name)]; s != nil {
+		return s.login, nil
+	}
+	var ln net.Listener
+	var err error
+	login := r.LoginServer
+	if login != "" {
+		if ln, err = net.Listen("tcp", login); err != nil {
+			return "", fmt.Errorf("registry %s: login server %s: %w", r.Name, login, err)
+		}
+	} else {
+		if ln, login, err = h.freePort(); err != nil {
+			return "", fmt.Errorf("registry %s: %w", r.Name, err)
+		}
+	}
+	blobs, err := blobfs.New(h.dir.RegistryDir(r.Name))
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	name := r.Name
+	cfg := registry.Config{
+		Name: name, LoginServer: login, Blobs: blobs, Store: h.store,
+		Auth:       registryAuth{ids: h.ids, svc: h.svc, registry: name},
+		SigningKey: h.key, KeyID: "berth-registry", Clock: h.clock, Logger: h.log.With("registry", name),
+	}
+	if h.svc != nil {
+		svc := h.svc
+		cfg.AnonymousPull = func() bool { return svc.AnonymousPull(name) }
+	}
+	reg, err := registry.New(cfg)
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	srv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := srv.Serve(tls.NewListener(ln, h.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case h.errc <- fmt.Errorf("registry %s: %w", name, err):
+			default:
+			}
+		}
+	}()
+	if h.rt != nil {
+		if err := h.rt.AddForward(containerd.Forward{Listen: login, Target: login}); err != nil {
+			h.log.Warn("forward registry into groups", "registry", name, "err", err)
+		}
+	}
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	reg.StartGC(gcCtx, gcInterval, gcGrace)
+	h.served[h.key0(name)] = &servedRegistry{login: login, srv: srv, stopGC: stopGC}
+	return login, nil
+}
+
+// freePort listens on the first free port above basePort that no other
+// registry uses.
+func (h *registryHost) freePort() (net.Listener, string, error) {
+	used := map[string]bool{}
+	for _, s := range h.served {
+		used[s.login] = true
+	}
+	for p := h.basePort + 1; p < h.basePort+1000 && p < 65536; p++ {
+		addr := net.JoinHostPort(h.host, strconv.Itoa(p))
+		if used[addr] {
+			continue
+		}
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			return ln, addr, nil
+		}
+	}
+	return nil, "", errors.New("no free port for a login server")
+}
+
+// Stop implements registries.Host.
+func (h *registryHost) Stop(ctx context.Context, name string, purge bool) error {
+	h.mu.Lock()
+	s := h.served[h.key0(name)]
+	delete(h.served, h.key0(name))
+	h.mu.Unlock()
+	if s != nil {
+		s.stopGC()
+		if h.rt != nil {
+			h.rt.RemoveForward(s.login)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = s.srv.Shutdown(sctx)
+		cancel()
+	}
+	if purge {
+		if err := registry.Purge(ctx, h.store, name); err != nil {
+			return err
+		}
+		return os.RemoveAll(h.dir.RegistryDir(name))
+	}
+	return nil
+}
+
+// Size implements registries.Host: the bytes under the registry's content
+// directory.
+func (h *registryHost) Size(ctx context.Context, name string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(h.dir.RegistryDir(name), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Close stops serving every registry (content stays).
+func (h *registryHost) Close() {
+	h.mu.Lock()
+	names := make([]string, 0, len(h.served))
+	for n := range h.served {
+		names = append(names, n)
+	}
+	h.mu.Unlock()
+	for _, n := range names {
+		_ = h.Stop(context.Background(), n, false)
+	}
+}

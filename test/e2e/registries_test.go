@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	acr "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerregistry/armcontainerregistry/v3"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// TestRegistriesThroughARM: a registry created with armcontainerregistry gets
+// its own login server; images are imported into it, pulled by a container
+// group with its admin user, pulled anonymously once allowed; deleting it
+// removes its login server and content; it survives a restart.
+func TestRegistriesThroughARM(t *testing.T) {
+	b := startBerth(t)
+	s := newSDK(t, b)
+	ctx := ctxT(t, 10*time.Minute)
+	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
+	regs, err := acr.NewRegistriesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := &runtime.PollUntilDoneOptions{Frequency: time.Second}
+	if _, err := s.groups.CreateOrUpdate(ctx, "rg-acr", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := regs.BeginCreate(ctx, "rg-acr", "teamregistry", acr.Registry{Location: to.Ptr("westeurope"),
+		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := p.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := *created.Properties.LoginServer
+	if login == b.env["BERTH_REGISTRY"] {
+		t.Fatalf("new registry shares the default login server %s", login)
+	}
+
+	// Import from the default registry into the new one.
+	image := pushTestImage(t, b, "apps/web:v1")
+	ip, err := regs.BeginImportImage(ctx, "rg-acr", "teamregistry", acr.ImportImageParameters{
+		Source: &acr.ImportSource{RegistryURI: to.Ptr(b.env["BERTH_REGISTRY"]), SourceImage: to.Ptr("apps/web:v1"),
+			Credentials: &acr.ImportSourceCredentials{Username: to.Ptr(b.env["AZURE_CLIENT_ID"]), Password: to.Ptr(b.env["AZURE_CLIENT_SECRET"])}},
+		TargetTags: []*string{to.Ptr("imported/web:v1")},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ip.PollUntilDone(ctx, poll); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	_ = image
+	creds, err := regs.ListCredentials(ctx, "rg-acr", "teamregistry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &authn.Basic{Username: *creds.Username, Password: *creds.Passwords[0].Value}
+	ref, _ := name.ParseReference(login + "/imported/web:v1")
+	if _, err := remote.Head(ref, remote.WithAuth(admin), remote.WithTransport(b.client.Transport)); err != nil {
+		t.Fatalf("imported image with the admin user: %v", err)
+	}
+	if _, err := remote.Head(ref, remote.WithTransport(b.client.Transport)); err == nil {
+		t.Fatal("anonymous pull allowed before anonymousPullEnabled")
+	}
+
+	// A container group pulls it with the admin user.
+	g := webGroup(b, login+"/imported/web:v1")
+	g.Properties.ImageRegistryCredentials = []*aci.ImageRegistryCredential{{Server: to.Ptr(login), Username: creds.Username, Password: creds.Passwords[1].Value}}
+	createGroup(t, s, "rg-acr", "fromteam", g)
+	got, err := s.cgs.Get(ctx, "rg-acr", "fromteam", nil)
+	if err != nil || *got.Properties.InstanceView.State != "Running" {
+		t.Fatalf("group from the new registry: %v", err)
+	}
+
+	// Anonymous pull once enabled.
+	up, err := regs.BeginUpdate(ctx, "rg-acr", "teamregistry", acr.RegistryUpdateParameters{
+		Properties: &acr.RegistryPropertiesUpdateParameters{AnonymousPullEnabled: to.Ptr(true)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref, remote.WithTransport(b.client.Transport)); err != nil {
+		t.Fatalf("anonymous pull: %v", err)
+	}
+
+	// Restart: same login server, content still there.
+	b.stop()
+	b.start()
+	s = newSDK(t, b)
+	regs, _ = acr.NewRegistriesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
+	again, err := regs.Get(ctx, "rg-acr", "teamregistry", nil)
+	if err != nil || *again.Properties.LoginServer != login {
+		t.Fatalf("after restart: %v", err)
+	}
+	if _, err := remote.Head(ref, remote.WithAuth(admin), remote.WithTransport(b.client.Transport)); err != nil {
+		t.Fatalf("image after restart: %v", err)
+	}
+
+	// Delete: the login server stops answering.
+	dp, err := regs.BeginDelete(ctx, "rg-acr", "teamregistry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", login, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("deleted registry's login server %s still accepts connections", login)
+	}
+	if _, err := regs.Get(ctx, "rg-acr", "teamregistry", nil); respCode(err) != "ResourceNotFound" {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
