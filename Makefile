@@ -30,6 +30,7 @@ test: deps vet
 
 bench: deps build
 	$(GO) run ./bench/startup
+	$(GO) run ./bench/registry
 
 clean:
 	rm -rf bin

@@ -414,7 +414,9 @@ func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
 }
 
 // Size is the registry's stored content in bytes.
-func (s *Service) Size(ctx context.Context, r *Registry) (int64, error) { return s.Host.Size(ctx, r.Name) }
+func (s *Service) Size(ctx context.Context, r *Registry) (int64, error) {
+	return s.Host.Size(ctx, r.Name)
+}
 
 // Credentials returns the admin user's credentials; the admin user must be
 // enabled.
