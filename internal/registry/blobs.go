@@ -246,14 +246,11 @@ func (r *Registry) mount(ctx context.Context, rt *call, mount, from string) (mou
 	return mounted, d, err
 }
 
-// link makes blob d part of repo, unless it already is.
+// link makes blob d part of repo, or renews the link: its time is when it
+// was last pushed or mounted, so that garbage collection gives a manifest
+// referencing it the whole grace period to arrive.
 func (r *Registry) link(tx store.Tx, repo string, d digest.Digest, size int64) error {
-	key := repoKey(repo, d.String())
-	found, err := exists(tx, r.tables.blobs, key)
-	if err != nil || found {
-		return err
-	}
-	return putJSON(tx, r.tables.blobs, key, linkRecord{Size: size, Created: r.clock.Now().UTC()})
+	return putJSON(tx, r.tables.blobs, repoKey(repo, d.String()), linkRecord{Size: size, Created: r.clock.Now().UTC()})
 }
 
 // resumeUpload reopens the upload a request addresses, checking that it

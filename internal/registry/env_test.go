@@ -56,7 +56,7 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 
 // env is one registry behind a TLS httptest server, on memory stores.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	reg    *Registry
 	srv    *httptest.Server
 	host   string // login server, 127.0.0.1:PORT
@@ -72,7 +72,7 @@ type env struct {
 
 type envOption func(*Config)
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +144,7 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // realStores makes the registry use the product's stores, blob/fs and
 // store/bolt, under the test's temporary directory.
-func realStores(t *testing.T) envOption {
+func realStores(t testing.TB) envOption {
 	return func(c *Config) {
 		dir := t.TempDir()
 		blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
@@ -211,7 +211,7 @@ func (e *env) do(r request) response {
 
 // want fails the test unless the response has the status (and, for errors,
 // the OCI error code, when code is not "").
-func (r response) want(t *testing.T, status int, code string) response {
+func (r response) want(t testing.TB, status int, code string) response {
 	t.Helper()
 	if r.StatusCode != status {
 		t.Fatalf("%s %s: status %d, want %d; body %s", r.Request.Method, r.Request.URL.Path, r.StatusCode, status, r.body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -55,8 +56,11 @@ type uploadSeen struct {
 
 // StartGC runs CollectGarbage every interval until ctx is done, removing
 // what has been unreferenced or idle for longer than grace. Errors are
-// logged; the next pass retries.
+// logged; the next pass retries. A non-positive interval disables it.
 func (r *Registry) StartGC(ctx context.Context, interval, grace time.Duration) {
+	if interval <= 0 {
+		return
+	}
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -85,7 +89,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCS
 	// 1. Links.
 	err := r.store.Update(ctx, func(tx store.Tx) error {
 		st.Links = 0
-		live, err := r.referenced(tx)
+		live, err := r.referenced(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -132,8 +136,9 @@ func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCS
 
 // referenced returns every digest a manifest of the registry needs: the
 // manifests themselves and the blobs they reference.
-func (r *Registry) referenced(tx store.Tx) (map[string]bool, error) {
+func (r *Registry) referenced(ctx context.Context, tx store.Tx) (map[string]bool, error) {
 	live := map[string]bool{}
+	var legacy []string // image manifests recorded before Blobs existed
 	var derr error
 	err := tx.Scan(r.tables.manifests, "", func(k string, v []byte) bool {
 		_, d, _ := strings.Cut(k, "@")
@@ -141,6 +146,9 @@ func (r *Registry) referenced(tx store.Tx) (map[string]bool, error) {
 		var m manifestRecord
 		if derr = jsonUnmarshal(v, &m); derr != nil {
 			return false
+		}
+		if m.Blobs == nil && !isIndex[m.MediaType] {
+			legacy = append(legacy, d)
 		}
 		for _, b := range m.Blobs {
 			live[b] = true
@@ -150,12 +158,38 @@ func (r *Registry) referenced(tx store.Tx) (map[string]bool, error) {
 	if err == nil {
 		err = derr
 	}
+	for _, d := range legacy {
+		if err != nil {
+			break
+		}
+		var p *parsedManifest
+		p, err = r.readManifest(ctx, digest.Digest(d))
+		if err == nil {
+			for _, b := range p.blobs {
+				live[b.String()] = true
+			}
+		}
+	}
 	return live, err
 }
 
+// readManifest parses a stored manifest.
+func (r *Registry) readManifest(ctx context.Context, d digest.Digest) (*parsedManifest, error) {
+	f, err := r.blobs.Open(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(body, "")
+}
+
 // linked returns every digest that is live or linked into a repository.
-func (r *Registry) linked(tx store.Tx) (map[string]bool, error) {
-	live, err := r.referenced(tx)
+func (r *Registry) linked(ctx context.Context, tx store.Tx) (map[string]bool, error) {
+	live, err := r.referenced(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +203,7 @@ func (r *Registry) linked(tx store.Tx) (map[string]bool, error) {
 
 func (r *Registry) sweepContent(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
 	var live map[string]bool
-	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(tx); return err }); err != nil {
+	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(ctx, tx); return err }); err != nil {
 		return 0, err
 	}
 	var due []digest.Digest
@@ -214,7 +248,7 @@ func (r *Registry) sweepContent(ctx context.Context, now time.Time, grace time.D
 			held = append(held, d)
 		}
 	}
-	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(tx); return err }); err != nil {
+	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(ctx, tx); return err }); err != nil {
 		return 0, err
 	}
 	n := 0

@@ -76,7 +76,8 @@ type repositoryRecord struct {
 	Attrs   attributes `json:"attrs,omitzero"`
 }
 
-// linkRecord: the blob is part of the repository.
+// linkRecord: the blob is part of the repository. Created is when it was
+// last pushed or mounted into it.
 type linkRecord struct {
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`

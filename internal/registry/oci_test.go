@@ -6,17 +6,20 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	blobfs "github.com/berth-dev/berth/internal/blob/fs"
 	"github.com/berth-dev/berth/internal/store"
+	"github.com/berth-dev/berth/internal/store/bolt"
 )
 
 func TestAttributesEnforced(t *testing.T) {
@@ -481,4 +484,197 @@ func (e *env) truncatedPost(path, partial string) {
 	_ = conn.CloseWrite()
 	_, _ = io.Copy(io.Discard, conn) // the server answers or hangs up
 	conn.Close()
+}
+
+// BenchmarkManifestGet measures manifest GETs and HEADs with a reused
+// access token over TLS, on the product stores, from parallel clients.
+func BenchmarkManifestGet(b *testing.B) {
+	for _, method := range []string{"HEAD", "GET"} {
+		b.Run(method, func(b *testing.B) {
+			e := newEnv(b, realStores(b))
+			e.pushImage("bench/app", "v1", "1")
+			tok := e.token("repository:bench/app:pull")
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(method, e.base+"/v2/bench/app/manifests/v1", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					req.Header.Set("Accept", mediaTypeOCIManifest)
+					resp, err := e.client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var st *bolt.Store
+	stores := func(c *Config) {
+		blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err = bolt.Open(filepath.Join(dir, "state.db")); err != nil {
+			t.Fatal(err)
+		}
+		c.Blobs, c.Store = blobs, st
+	}
+	e := newEnv(t, stores)
+	img := e.pushImage("app", "v1", "1")
+	e.do(request{method: "PATCH", path: "/acr/v1/app/_tags/v1", body: []byte(`{"deleteEnabled":false}`), auth: "basic"}).want(t, 200, "")
+	loc := e.do(request{method: "POST", path: "/v2/app/blobs/uploads/", auth: "basic"}).want(t, 202, "").Header.Get("Location")
+	e.do(request{method: "PATCH", path: loc, body: []byte("first half|"), auth: "basic"}).want(t, 202, "")
+	e.srv.Close()
+	must(t, st.Close())
+
+	// A new process on the same directories.
+	e2 := newEnv(t, stores)
+	defer st.Close()
+	r := e2.do(request{method: "GET", path: "/v2/app/manifests/v1", auth: "basic"}).want(t, 200, "")
+	if !bytes.Equal(r.body, img.manifest) {
+		t.Errorf("manifest after restart %s", r.body)
+	}
+	e2.do(request{method: "GET", path: "/v2/app/blobs/" + digest.FromBytes(img.layer).String(), auth: "basic"}).want(t, 200, "")
+	e2.do(request{method: "DELETE", path: "/v2/app/manifests/v1", auth: "basic"}).want(t, 405, "UNSUPPORTED")
+	r = e2.do(request{method: "GET", path: loc, auth: "basic"}).want(t, 204, "")
+	if r.Header.Get("Range") != "0-10" {
+		t.Errorf("upload after restart: Range %q", r.Header.Get("Range"))
+	}
+	whole := []byte("first half|second half")
+	e2.do(request{method: "PUT", path: loc + "?digest=" + digest.FromBytes(whole).String(), body: whole[11:], auth: "basic",
+		header: http.Header{"Content-Range": {"11-21"}}}).want(t, 201, "")
+}
+
+func TestManifestSizeLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img := e.pushImage("app", "v1", "1")
+	body := append(bytes.Clone(img.manifest), bytes.Repeat([]byte(" "), maxManifestSize-len(img.manifest))...)
+	ct := http.Header{"Content-Type": {mediaTypeOCIManifest}}
+	e.do(request{method: "PUT", path: "/v2/app/manifests/v2", body: body, header: ct, auth: "basic"}).want(t, 201, "")
+	r := e.do(request{method: "GET", path: "/v2/app/manifests/v2", auth: "basic"}).want(t, 200, "")
+	if len(r.body) != maxManifestSize {
+		t.Errorf("got %d bytes", len(r.body))
+	}
+	e.do(request{method: "PUT", path: "/v2/app/manifests/v3", body: append(body, ' '), header: ct, auth: "basic"}).want(t, 413, "MANIFEST_INVALID")
+}
+
+// TestGarbageCollectionUnderLoad runs the collector continuously, each pass
+// a second later than the last with a grace period of three, while clients
+// push images that share layers: every manifest acknowledged stays
+// complete. (A push whose layers were collected before its manifest arrived
+// is refused, and retried.)
+func TestGarbageCollectionUnderLoad(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, realStores(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	gcDone := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			e.clock.Advance(time.Second)
+			if _, err := e.reg.CollectGarbage(context.Background(), 3*time.Second); err != nil {
+				gcDone <- err
+				return
+			}
+		}
+		gcDone <- nil
+	}()
+	shared := []byte("a layer every image has")
+	type pushed struct {
+		repo string
+		img  image
+	}
+	results := make(chan pushed, 64)
+	for w := range 4 {
+		go func() {
+			repo := fmt.Sprintf("load/w%d", w)
+			for i := range 8 {
+				for attempt := 0; ; attempt++ {
+					img := image{config: []byte(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)), layer: shared}
+					for _, c := range [][]byte{img.config, img.layer} {
+						d := digest.FromBytes(c)
+						if r := e.do(request{method: "POST", path: "/v2/" + repo + "/blobs/uploads/?digest=" + d.String(), body: c, auth: "basic"}); r.StatusCode != 201 {
+							t.Errorf("blob push: %d %s", r.StatusCode, r.body)
+						}
+					}
+					img.manifest = manifestJSON(mediaTypeOCIManifest, digest.FromBytes(img.config), len(img.config), digest.FromBytes(shared), len(shared))
+					r := e.do(request{method: "PUT", path: fmt.Sprintf("/v2/%s/manifests/t%d", repo, i), body: img.manifest, auth: "basic",
+						header: http.Header{"Content-Type": {mediaTypeOCIManifest}}})
+					if r.StatusCode == 201 {
+						results <- pushed{repo, img}
+						break
+					}
+					if r.StatusCode != 400 || !bytes.Contains(r.body, []byte("MANIFEST_BLOB_UNKNOWN")) {
+						t.Errorf("manifest push: %d %s", r.StatusCode, r.body)
+					}
+					if attempt > 50 {
+						t.Errorf("%s t%d: never got through", repo, i)
+						results <- pushed{}
+						break
+					}
+				}
+			}
+		}()
+	}
+	var all []pushed
+	for range 4 * 8 {
+		all = append(all, <-results)
+	}
+	cancel()
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		if p.repo == "" {
+			continue
+		}
+		d := digest.FromBytes(p.img.manifest)
+		r := e.do(request{method: "GET", path: "/v2/" + p.repo + "/manifests/" + d.String(), auth: "basic"}).want(t, 200, "")
+		if !bytes.Equal(r.body, p.img.manifest) {
+			t.Errorf("%s@%s changed", p.repo, d)
+		}
+		for _, c := range [][]byte{p.img.config, p.img.layer} {
+			r := e.do(request{method: "GET", path: "/v2/" + p.repo + "/blobs/" + digest.FromBytes(c).String(), auth: "basic"}).want(t, 200, "")
+			if !bytes.Equal(r.body, c) {
+				t.Errorf("%s: blob %s changed", p.repo, digest.FromBytes(c))
+			}
+		}
+	}
+}
+
+// TestGarbageCollectionLegacyRecords: manifests recorded before records
+// listed their blobs keep their blobs.
+func TestGarbageCollectionLegacyRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	img := e.pushImage("app", "v1", "old")
+	err := e.store.Update(ctx, func(tx store.Tx) error {
+		key := repoKey("app", img.digest.String())
+		var m manifestRecord
+		if _, err := getJSON(tx, e.reg.tables.manifests, key, &m); err != nil {
+			return err
+		}
+		return putJSON(tx, e.reg.tables.manifests, key, manifestRecord{MediaType: m.MediaType, Size: m.Size, Created: m.Created})
+	})
+	must(t, err)
+	for range 3 {
+		e.clock.Advance(2 * time.Hour)
+		if st, err := e.reg.CollectGarbage(ctx, time.Hour); err != nil || st != (GCStats{}) {
+			t.Fatalf("collected %+v %v", st, err)
+		}
+	}
+	e.do(request{method: "GET", path: "/v2/app/blobs/" + digest.FromBytes(img.layer).String(), auth: "basic"}).want(t, 200, "")
 }

@@ -1,19 +1,41 @@
 // Package registry serves one ACR-like container registry at its login server:
-// the OCI Distribution API under /v2/ and ACR's token endpoint /oauth2/token.
+// the OCI Distribution API 1.1 under /v2/ (with referrers and the catalog),
+// ACR's data-plane API under /acr/v1/, and ACR's token endpoints
+// /oauth2/token and /oauth2/exchange.
 //
-// Content lives in a blob.Store (layers, configs and manifests alike, by
-// digest); everything else — which repositories exist, which blobs and
-// manifests each repository holds, tags, in-progress uploads — lives in the
-// state store, in tables named "registry/<name>/<table>" (see meta.go). A blob
-// or manifest becomes visible in a repository only when the store transaction
-// that links it commits, after the content itself is committed and verified,
-// so clients never see partial uploads.
+// Content lives in a blob.Store, once per registry: layers, configs and
+// manifests alike, by digest, verified while streaming in and committed
+// atomically. Everything else lives in the state store, in tables named
+// "registry/<name>/<table>" (see meta.go): which repositories exist, which
+// blobs and manifests each links, tags, referrers, uploads in progress, and
+// ACR's changeable attributes. A blob or manifest becomes visible in a
+// repository only when the store transaction that links it commits, after
+// the content is committed, so clients never see partial uploads; a
+// cross-repository mount (with or without from=) only adds a link. Garbage
+// collection (gc.go) removes unreferenced content and abandoned uploads
+// online, after a grace period.
 //
-// Every /v2/ request needs credentials: an access token from /oauth2/token
-// (RS256 JWTs signed by the registry's key, in ACR's claim format), Basic auth
-// with a password the Authenticator accepts, or Basic auth with NullUser and
-// a registry-issued token. Missing or insufficient credentials get ACR's
-// Bearer challenge.
+// Every /v2/ and /acr/v1/ request is authenticated for the scope its route
+// needs (routes.go): an access token from /oauth2/token (RS256 JWTs signed by
+// the registry's key, in ACR's claim format), Basic auth with a password the
+// Authenticator accepts, or Basic auth with NullUser and a registry-issued
+// token. Missing or insufficient credentials get ACR's Bearer challenge. When
+// Config.AnonymousPull says so, requests without credentials may pull and
+// read metadata (but not list the catalog), and the token endpoints issue
+// anonymous tokens.
+//
+// Changeable attributes (ACR's deleteEnabled, writeEnabled, listEnabled,
+// readEnabled on repositories, tags and manifests) are enforced: a write to a
+// write-disabled repository, or moving a write-disabled tag or a tag of a
+// write-disabled manifest, is refused with 403 DENIED; deleting what is
+// delete- or write-disabled (ACR's "locked"), or anything in such a
+// repository, with 405 UNSUPPORTED; pulling what is read-disabled with 403
+// DENIED; list-disabled items are left out of listings but stay readable.
+//
+// Durability: a blob, manifest, tag or attribute change is synced before it
+// is acknowledged. The bytes of an upload still in progress are not synced
+// per chunk; after a crash the upload's status (GET on its location) reports
+// what survived, and the client resumes from there, as OCI allows.
 package registry
 
 import (
@@ -48,7 +70,7 @@ type Config struct {
 	Blobs blob.Store
 	// Store holds this registry's metadata.
 	Store store.Store
-	// Auth checks usernames and passwords.
+	// Auth checks usernames and passwords, and Entra ID tokens (exchange).
 	Auth Authenticator
 	// SigningKey signs and verifies the registry's tokens; KeyID is their kid.
 	SigningKey *rsa.PrivateKey
@@ -85,8 +107,8 @@ type Registry struct {
 
 	tokens        tokenCache  // verified tokens
 	manifestCache byteCache   // manifest bytes by digest
-	locks   digestLocks // pushes against garbage collection
-	gcState gcState     // what the collector has seen between passes
+	locks         digestLocks // pushes against garbage collection
+	gcState       gcState     // what the collector has seen between passes
 }
 
 var registryNamePattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,50}$`)
