@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +89,27 @@ func TestRegistriesThroughARM(t *testing.T) {
 		t.Fatalf("group from the new registry: %v", err)
 	}
 
+	// The new registry's login server answers from inside a group too.
+	probe := webGroup(b, login+"/imported/web:v1")
+	probe.Properties.RestartPolicy = to.Ptr(aci.ContainerGroupRestartPolicyNever)
+	probe.Properties.IPAddress = nil
+	probe.Properties.ImageRegistryCredentials = []*aci.ImageRegistryCredential{{Server: to.Ptr(login), Username: creds.Username, Password: creds.Passwords[0].Value}}
+	probe.Properties.Containers[0].Properties.Ports = nil
+	probe.Properties.Containers[0].Properties.Command = []*string{to.Ptr("/app"), to.Ptr("status"), to.Ptr("https://" + login + "/v2/")}
+	createGroup(t, s, "rg-acr", "probe", probe)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		g, err := s.cgs.Get(ctx, "rg-acr", "probe", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := *g.Properties.InstanceView.State; st == "Succeeded" || st == "Failed" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if logs, err := s.ctrs.ListLogs(ctx, "rg-acr", "probe", "web", nil); err != nil || !strings.Contains(*logs.Content, "status 401") {
+		t.Fatalf("new registry from inside a group: %v %v", err, logs.Content)
+	}
+
 	// Anonymous pull once enabled.
 	up, err := regs.BeginUpdate(ctx, "rg-acr", "teamregistry", acr.RegistryUpdateParameters{
 		Properties: &acr.RegistryPropertiesUpdateParameters{AnonymousPullEnabled: to.Ptr(true)}}, nil)
@@ -126,5 +150,8 @@ func TestRegistriesThroughARM(t *testing.T) {
 	}
 	if _, err := regs.Get(ctx, "rg-acr", "teamregistry", nil); respCode(err) != "ResourceNotFound" {
 		t.Fatalf("get after delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.dataDir, "registries", "teamregistry")); !os.IsNotExist(err) {
+		t.Fatalf("deleted registry's content is still on disk: %v", err)
 	}
 }
