@@ -12,11 +12,14 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +35,12 @@ import (
 const (
 	tableRegistries = "registries"       // sub/rg/name (lower-case) → Registry
 	tableNames      = "registries/names" // name (lower-case) → sub/rg/name key: names are global
+	tableMeta       = "registries/meta"  // "nextPort" → the next login-server port to try
 )
+
+// ErrAddressInUse is returned (wrapped) by Host.Serve when the login server's
+// address is taken; the service then tries the next port.
+var ErrAddressInUse = errors.New("address in use")
 
 // Registry is a container registry resource.
 type Registry struct {
@@ -47,6 +55,9 @@ type Registry struct {
 	AnonymousPullEnabled bool `json:"anonymousPullEnabled"`
 
 	LoginServer       string    `json:"loginServer"`
+	// UID identifies this incarnation of the registry (a new one after a
+	// delete and re-create of the same name); registry tokens carry it.
+	UID               string    `json:"uid"`
 	Passwords         [2]string `json:"passwords"` // admin user: password, password2
 	CreationDate      time.Time `json:"creationDate"`
 	ProvisioningState string    `json:"provisioningState"`
@@ -63,10 +74,10 @@ var PasswordNames = [2]string{"password", "password2"}
 
 // Host serves registries' data planes.
 type Host interface {
-	// Serve starts serving r on r.LoginServer, or on a free loopback port
-	// when r.LoginServer is empty, and returns the login server. Serving a
-	// registry that is served already returns its login server.
-	Serve(ctx context.Context, r *Registry) (loginServer string, err error)
+	// Serve starts serving r on r.LoginServer. It fails with an error
+	// wrapping ErrAddressInUse if the address is taken (by another process
+	// or another registry).
+	Serve(ctx context.Context, r *Registry) error
 	// Stop stops serving the registry; purge also deletes its content.
 	Stop(ctx context.Context, name string, purge bool) error
 	// Size is how many bytes of content the registry stores.
@@ -102,8 +113,16 @@ type Service struct {
 	// Reserved names are taken by registries berth runs outside ARM (its
 	// default registry).
 	Reserved []string
+	// LoginHost and FirstPort say where login servers go: LoginHost:port,
+	// ports counting up from FirstPort and never reused (a token for a
+	// deleted registry must not meet a new one at the same address).
+	LoginHost string
+	FirstPort int
 
-	mu     sync.RWMutex
+	createMu sync.Mutex // one create at a time: names and ports are global
+	ctx      context.Context
+	cancel   context.CancelFunc
+	mu       sync.RWMutex
 	byName map[string]*Registry // lower-case name → registry, for the data plane's hot path
 	wg     sync.WaitGroup
 }
@@ -125,6 +144,7 @@ func NotFound(rg, name string) *apierr.Error {
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.byName = map[string]*Registry{}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.Unlock()
 	s.Resources.OnDeleteGroup(s.deleteAllIn)
 	regs, err := s.list(ctx, "")
@@ -132,16 +152,40 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	for _, r := range regs {
-		if _, err := s.Host.Serve(ctx, r); err != nil {
-			s.logf("serve registry %s on %s: %v", r.Name, r.LoginServer, err)
+		if err := s.Host.Serve(ctx, r); err != nil {
+			s.logf("cannot serve registry", "registry", r.Name, "loginServer", r.LoginServer, "err", err)
 		}
 		s.cache(r)
+	}
+	// Imports a previous run left in progress cannot resume: settle them.
+	ops, err := s.Operations.InProgress(ctx)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if op.Kind == opKindImport {
+			if err := s.Operations.Finish(ctx, op.ID, errInterrupted); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// Close waits for imports in flight.
-func (s *Service) Close() { s.wg.Wait() }
+const opKindImport = "registries/importImage"
+
+var errInterrupted = apierr.New(apierr.Internal, "OperationInterrupted", "berth restarted while the import was running; please retry.")
+
+// Close cancels imports in flight (their operations fail) and waits for
+// them.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
 
 func (s *Service) logf(msg string, args ...any) {
 	if s.Log != nil {
@@ -247,6 +291,11 @@ func (s *Service) CreateOrUpdate(ctx context.Context, r *Registry) (*Registry, b
 	if err := s.requireGroup(ctx, r.Subscription, r.ResourceGroup); err != nil {
 		return nil, false, err
 	}
+	if r.AnonymousPullEnabled && r.SKU == "Basic" {
+		return nil, false, errAnonymousBasic
+	}
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
 	if old, err := s.Get(ctx, r.Subscription, r.ResourceGroup, r.Name); err == nil {
 		if normLoc(old.Location) != normLoc(r.Location) {
 			return nil, false, apierr.New(apierr.Invalid, "InvalidResourceLocation",
@@ -266,16 +315,14 @@ func (s *Service) CreateOrUpdate(ctx context.Context, r *Registry) (*Registry, b
 		return nil, false, apierr.New(apierr.Conflict, "AlreadyInUse", "%s", msg)
 	}
 	r.Passwords = [2]string{newPassword(), newPassword()}
+	r.UID = newUID()
 	r.CreationDate = s.Clock.Now().UTC()
 	r.ProvisioningState = "Succeeded"
-	r.LoginServer = ""
-	login, err := s.Host.Serve(ctx, r)
-	if err != nil {
+	if err := s.serveNew(ctx, r); err != nil {
 		return nil, false, err
 	}
-	r.LoginServer = login
 	k := key(r.Subscription, r.ResourceGroup, r.Name)
-	err = s.Store.Update(ctx, func(tx store.Tx) error {
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		if err := resources.RequireActiveTx(tx, r.Subscription, r.ResourceGroup); err != nil {
 			return err
 		}
@@ -299,8 +346,45 @@ func (s *Service) requireGroup(ctx context.Context, sub, rg string) error {
 	return s.Store.View(ctx, func(tx store.Tx) error { return resources.RequireActiveTx(tx, sub, rg) })
 }
 
+// serveNew gives r the next login server whose address is free and serves
+// it there. Ports are taken from a persisted counter, never reused.
+func (s *Service) serveNew(ctx context.Context, r *Registry) error {
+	for tries := 0; tries < 200; tries++ {
+		var port int
+		err := s.Store.Update(ctx, func(tx store.Tx) error {
+			port = s.FirstPort
+			if b, err := tx.Get(tableMeta, "nextPort"); err == nil {
+				if n, err := strconv.Atoi(string(b)); err == nil && n > port {
+					port = n
+				}
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return tx.Put(tableMeta, "nextPort", []byte(strconv.Itoa(port+1)))
+		})
+		if err != nil {
+			return err
+		}
+		if port > 65535 {
+			break
+		}
+		r.LoginServer = net.JoinHostPort(s.LoginHost, strconv.Itoa(port))
+		err = s.Host.Serve(ctx, r)
+		if errors.Is(err, ErrAddressInUse) {
+			continue
+		}
+		return err
+	}
+	return apierr.New(apierr.Unavailable, "NoLoginServerAvailable", "No free port is left for the registry's login server.")
+}
+
+var errAnonymousBasic = apierr.New(apierr.Invalid, "AnonymousPullNotSupported", "Anonymous pull is not supported for the 'Basic' SKU. Use the 'Standard' or 'Premium' SKU.")
+
 // Patch updates a registry's settings.
 func (s *Service) Patch(ctx context.Context, sub, rg, name string, u Update) (*Registry, error) {
+	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
+		return nil, err
+	}
 	var out *Registry
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		r, err := get(tx, sub, rg, name)
@@ -321,10 +405,10 @@ func (s *Service) Patch(ctx context.Context, sub, rg, name string, u Update) (*R
 			r.AdminUserEnabled = *u.AdminUserEnabled
 		}
 		if u.AnonymousPullEnabled != nil {
-			if *u.AnonymousPullEnabled && r.SKU == "Basic" {
-				return apierr.New(apierr.Invalid, "AnonymousPullNotSupported", "Anonymous pull is not supported for the 'Basic' SKU. Use the 'Standard' or 'Premium' SKU.")
-			}
 			r.AnonymousPullEnabled = *u.AnonymousPullEnabled
+		}
+		if r.AnonymousPullEnabled && r.SKU == "Basic" {
+			return errAnonymousBasic
 		}
 		out = r
 		return put(tx, r)
@@ -473,14 +557,14 @@ func (s *Service) BeginImport(ctx context.Context, sub, rg, name string, req Imp
 	if req.SourceRegistry == "" || req.SourceImage == "" {
 		return nil, apierr.New(apierr.Invalid, "InvalidParameter", "The source registry and image are required.")
 	}
-	op, err := s.Operations.Start(ctx, r.ID(), "registries/importImage")
+	op, err := s.Operations.Start(ctx, r.ID(), opKindImport)
 	if err != nil {
 		return nil, err
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ictx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		ictx, cancel := context.WithTimeout(s.ctx, 30*time.Minute)
 		defer cancel()
 		err := s.Importer.Import(ictx, r, req)
 		if err != nil {
@@ -539,6 +623,15 @@ func canonical(v string, allowed []string) (string, bool) {
 }
 
 func normLoc(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+// newUID returns a random identifier.
+func newUID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
 
 // newPassword returns a random admin password (ACR's are 52 characters of
 // letters, digits, '+' and '/').

@@ -15,31 +15,22 @@ import (
 	"github.com/berth-dev/berth/internal/store/memory"
 )
 
-// fakeHost records what it serves; ports count up from 6000.
+// fakeHost records what it serves; addresses in busy are "taken".
 type fakeHost struct {
-	mu      sync.Mutex
-	next    int
-	served  map[string]string
-	purged  []string
-	failure error
+	mu     sync.Mutex
+	served map[string]string
+	purged []string
+	busy   map[string]bool
 }
 
-func (h *fakeHost) Serve(_ context.Context, r *Registry) (string, error) {
+func (h *fakeHost) Serve(_ context.Context, r *Registry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.failure != nil {
-		return "", h.failure
+	if h.busy[r.LoginServer] {
+		return fmt.Errorf("listen %s: %w", r.LoginServer, ErrAddressInUse)
 	}
-	if l, ok := h.served[strings.ToLower(r.Name)]; ok {
-		return l, nil
-	}
-	l := r.LoginServer
-	if l == "" {
-		h.next++
-		l = fmt.Sprintf("127.0.0.1:%d", 6000+h.next)
-	}
-	h.served[strings.ToLower(r.Name)] = l
-	return l, nil
+	h.served[strings.ToLower(r.Name)] = r.LoginServer
+	return nil
 }
 
 func (h *fakeHost) Stop(_ context.Context, name string, purge bool) error {
@@ -78,8 +69,9 @@ func newEnv(t *testing.T) *env {
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ops := &operation.Tracker{Store: st, Clock: clk}
 	res := &resources.Service{Store: st, Clock: clk, Operations: ops}
-	e := &env{host: &fakeHost{served: map[string]string{}}, imp: &fakeImporter{}, res: res, ops: ops}
-	e.svc = &Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: e.host, Importer: e.imp, Reserved: []string{"berth"}}
+	e := &env{host: &fakeHost{served: map[string]string{}, busy: map[string]bool{}}, imp: &fakeImporter{}, res: res, ops: ops}
+	e.svc = &Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: e.host, Importer: e.imp, Reserved: []string{"berth"},
+		LoginHost: "127.0.0.1", FirstPort: 6001}
 	ctx := context.Background()
 	if err := e.svc.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -171,6 +163,16 @@ func TestLifecycle(t *testing.T) {
 	if ok, _, _, _ := e.svc.NameAvailable(ctx, "myRegistry1"); !ok {
 		t.Fatal("name not free after delete")
 	}
+	// Re-created: a new incarnation on a new login server (ports are never
+	// reused), skipping a busy one.
+	e.host.busy["127.0.0.1:6002"] = true
+	again, _, err := e.svc.CreateOrUpdate(ctx, reg("myRegistry1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.LoginServer != "127.0.0.1:6003" || again.UID == r.UID || again.UID == "" {
+		t.Fatalf("re-created on %s uid %s (old uid %s)", again.LoginServer, again.UID, r.UID)
+	}
 }
 
 func TestValidationAndRestart(t *testing.T) {
@@ -200,7 +202,9 @@ func TestValidationAndRestart(t *testing.T) {
 		t.Fatalf("location change: %v", err)
 	}
 	// A restart serves it again on the same login server.
+	e.host.mu.Lock()
 	e.host.served = map[string]string{}
+	e.host.mu.Unlock()
 	if err := e.svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

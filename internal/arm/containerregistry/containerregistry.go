@@ -156,12 +156,6 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 			reg.AnonymousPullEnabled = *in.Properties.AnonymousPullEnabled
 		}
 	}
-	if reg.AnonymousPullEnabled && strings.EqualFold(reg.SKU, "Basic") {
-		return apierr.New(apierr.Invalid, "AnonymousPullNotSupported", "Anonymous pull is not supported for the 'Basic' SKU. Use the 'Standard' or 'Premium' SKU.")
-	}
-	if _, err := a.ARM.Resources.Get(r.Context(), sub, rg); err != nil {
-		return err
-	}
 	out, created, err := a.Service.CreateOrUpdate(r.Context(), reg)
 	if err != nil {
 		return err
@@ -201,9 +195,6 @@ func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 	}
 	if in.Properties != nil {
 		u.AdminUserEnabled, u.AnonymousPullEnabled = in.Properties.AdminUserEnabled, in.Properties.AnonymousPullEnabled
-	}
-	if _, err := a.Service.Get(r.Context(), sub, rg, name); err != nil {
-		return err
 	}
 	reg, err := a.Service.Patch(r.Context(), sub, rg, name, u)
 	if err != nil {

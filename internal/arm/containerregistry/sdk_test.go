@@ -3,7 +3,6 @@ package containerregistry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -50,20 +49,14 @@ func (staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.
 
 type host struct {
 	mu     sync.Mutex
-	n      int
 	served map[string]string
 }
 
-func (h *host) Serve(_ context.Context, r *registries.Registry) (string, error) {
+func (h *host) Serve(_ context.Context, r *registries.Registry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r.LoginServer != "" {
-		return r.LoginServer, nil
-	}
-	h.n++
-	l := fmt.Sprintf("127.0.0.1:%d", 7500+h.n)
-	h.served[strings.ToLower(r.Name)] = l
-	return l, nil
+	h.served[strings.ToLower(r.Name)] = r.LoginServer
+	return nil
 }
 func (h *host) Stop(context.Context, string, bool) error    { return nil }
 func (h *host) Size(context.Context, string) (int64, error) { return 1234, nil }
@@ -83,7 +76,8 @@ func newClient(t *testing.T) (*acr.RegistriesClient, chan registries.ImportReque
 	res := &resources.Service{Store: st, Clock: clk, Operations: ops}
 	ctx := context.Background()
 	imports := make(chan registries.ImportRequest, 4)
-	svc := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: &host{served: map[string]string{}}, Importer: importer{imports}}
+	svc := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: &host{served: map[string]string{}}, Importer: importer{imports},
+		LoginHost: "127.0.0.1", FirstPort: 7501}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -722,3 +722,28 @@ func TestAddForward(t *testing.T) {
 		t.Fatal("a removed forward still answered in a new group")
 	}
 }
+
+// TestForwardYieldsToDeclaredPort: a container that declares a port a
+// forward would take keeps it; the group still starts.
+func TestForwardYieldsToDeclaredPort(t *testing.T) {
+	requireRoot(t)
+	host, image, _ := registryEnv(t)
+	cfg := testConfig(t)
+	cfg.Forwards = []Forward{{Listen: "127.0.0.1:8080", Target: "127.0.0.1:1"}}
+	rt := newTestRuntime(t, cfg)
+	t.Cleanup(func() { cleanupRuntime(t, rt) })
+	spec := serveSpec(runtimetest.GroupID("yield"), image, host, runtime.RestartAlways,
+		runtime.EnvVar{Name: "MARK", Value: "container"})
+	spec.Containers = append(spec.Containers, runtime.ContainerSpec{
+		Name: "client", Image: image, Command: []string{"/app", "fetch", "http://127.0.0.1:8080/"},
+	})
+	spec.RestartPolicy = runtime.RestartNever
+	runtimetest.Create(t, rt, spec)
+	st := runtimetest.WaitStatus(t, rt, spec.ID, "client done", func(st runtime.GroupStatus) bool {
+		return st.Containers[1].Current.State == runtime.StateTerminated
+	})
+	logs, _ := rt.Logs(context.Background(), spec.ID, "client", 0)
+	if st.Containers[1].Current.ExitCode != 0 || !strings.Contains(string(logs), `"MARK":"container"`) {
+		t.Fatalf("client reached %q (exit %d), want the container's own service", logs, st.Containers[1].Current.ExitCode)
+	}
+}

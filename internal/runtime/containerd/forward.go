@@ -2,10 +2,14 @@ package containerd
 
 import (
 	"errors"
+	"strconv"
+
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Forward makes an address on the host reachable at an address inside every
@@ -37,18 +41,33 @@ func (r *Runtime) AddForward(f Forward) error {
 		}
 	}
 	r.forwards = append(r.forwards, f)
-	var errs []error
 	for id, g := range r.liveGroups() {
 		g.mu.Lock()
 		fw := g.forwards
 		g.mu.Unlock()
 		if fw != nil {
-			if err := fw.open(r, id, f); err != nil {
-				errs = append(errs, err)
-			}
+			r.openForward(fw, id, g, f)
 		}
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// openForward opens f in group id unless a container of the group declares
+// that port (the container's own service wins); a failure is logged, not
+// fatal: a group runs without a forward rather than not at all.
+func (r *Runtime) openForward(fw *forwarder, id string, g *group, f Forward) {
+	if _, port, err := net.SplitHostPort(f.Listen); err == nil {
+		g.mu.Lock()
+		taken := g.ports[port]
+		g.mu.Unlock()
+		if taken {
+			r.log.Warn("not forwarding into group: a container uses the port", "group", id, "address", f.Listen)
+			return
+		}
+	}
+	if err := fw.open(r, id, f); err != nil {
+		r.log.Warn("forward into group failed", "group", id, "address", f.Listen, "err", err)
+	}
 }
 
 // RemoveForward removes the forward listening on listen from every group.
@@ -81,23 +100,27 @@ func (r *Runtime) liveGroups() map[string]*group {
 	return out
 }
 
-// startForwards opens the forwards in group id's namespace. It replaces any
-// that are running (after a namespace was recreated).
-func (r *Runtime) startForwards(id string, g *group) error {
+// startForwards opens the forwards in group id's namespace, except on ports
+// the group's containers declare. It replaces any that are running (after a
+// namespace was recreated).
+func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 	g.stopForwards()
+	ports := map[string]bool{}
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			ports[strconv.Itoa(p.Port)] = true
+		}
+	}
 	r.fwMu.Lock()
 	defer r.fwMu.Unlock()
 	fw := &forwarder{listeners: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
-	for _, f := range r.forwards {
-		if err := fw.open(r, id, f); err != nil {
-			fw.close()
-			return err
-		}
-	}
 	g.mu.Lock()
+	g.ports = ports
 	g.forwards = fw
 	g.mu.Unlock()
-	return nil
+	for _, f := range r.forwards {
+		r.openForward(fw, id, g, f)
+	}
 }
 
 // open starts one forward in group id's namespace.
@@ -142,15 +165,20 @@ func (g *group) stopForwards() {
 
 func (fw *forwarder) serve(ln net.Listener, target string) {
 	defer fw.wg.Done()
+	delay := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does.
+			time.Sleep(delay)
+			delay = min(2*delay, time.Second)
+			continue
 		}
+		delay = 5 * time.Millisecond
 		fw.wg.Add(1)
 		go fw.relay(c, target)
 	}

@@ -33,6 +33,7 @@ type group struct {
 	mu       sync.Mutex
 	watchers map[string]*watcher // by container name
 	forwards *forwarder          // loopback forwards into the namespace
+	ports    map[string]bool     // ports the group's containers declare
 }
 
 type watcher struct {
@@ -235,9 +236,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	if err := r.setupSandbox(ctx, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
 	}
-	if err := r.startForwards(spec.ID, g); err != nil {
-		return runtime.GroupStatus{}, fmt.Errorf("group %q: forwards: %w", spec.ID, err)
-	}
+	r.startForwards(spec.ID, g, spec)
 	for i, c := range spec.Containers {
 		cont, err := r.createContainer(ctx, rec, c, images[i])
 		if err != nil {
@@ -292,9 +291,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 	forwarding := g.forwards != nil
 	g.mu.Unlock()
 	if !forwarding {
-		if err := r.startForwards(spec.ID, g); err != nil {
-			return runtime.GroupStatus{}, fmt.Errorf("group %q: forwards: %w", spec.ID, err)
-		}
+		r.startForwards(spec.ID, g, spec)
 	}
 
 	// Containers no longer in the spec go.
