@@ -100,7 +100,9 @@ type Writer interface {
 	Size() int64
 
 	// Close saves the upload (bytes and hash state) so that Resume can
-	// continue it, and releases it. Nothing becomes visible.
+	// continue it, and releases it. Nothing becomes visible. A saved hash
+	// state never describes bytes that a crash could still lose: the bytes
+	// are made durable first (once per Close, not per Write).
 	Close() error
 
 	// Commit checks the upload against expected (and against size, unless

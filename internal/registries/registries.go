@@ -54,11 +54,15 @@ type Registry struct {
 	AdminUserEnabled     bool `json:"adminUserEnabled"`
 	AnonymousPullEnabled bool `json:"anonymousPullEnabled"`
 
-	LoginServer       string    `json:"loginServer"`
+	LoginServer string `json:"loginServer"`
 	// UID identifies this incarnation of the registry (a new one after a
 	// delete and re-create of the same name); registry tokens carry it.
-	UID               string    `json:"uid"`
-	Passwords         [2]string `json:"passwords"` // admin user: password, password2
+	UID       string    `json:"uid"`
+	Passwords [2]string `json:"passwords"` // admin user: password, password2
+	// PasswordGens identify each password's generation (not derived from
+	// it): registry tokens obtained with a password carry it, so
+	// regenerating that password revokes them.
+	PasswordGens      [2]string `json:"passwordGens"`
 	CreationDate      time.Time `json:"creationDate"`
 	ProvisioningState string    `json:"provisioningState"`
 }
@@ -123,8 +127,8 @@ type Service struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	mu       sync.RWMutex
-	byName map[string]*Registry // lower-case name → registry, for the data plane's hot path
-	wg     sync.WaitGroup
+	byName   map[string]*Registry // lower-case name → registry, for the data plane's hot path
+	wg       sync.WaitGroup
 }
 
 var nameRule = regexp.MustCompile(`^[a-zA-Z0-9]{5,50}$`)
@@ -223,13 +227,26 @@ func (s *Service) ByName(name string) *Registry {
 }
 
 // CheckAdmin reports whether username/password are the admin user of the
-// registry name (admin user enabled, either password).
-func (s *Service) CheckAdmin(name, username, password string) bool {
+// registry name (admin user enabled, either password), and if so the
+// generation of the password used.
+func (s *Service) CheckAdmin(name, username, password string) (gen string, ok bool) {
 	r := s.ByName(name)
 	if r == nil || !r.AdminUserEnabled || !strings.EqualFold(username, r.Name) || password == "" {
-		return false
+		return "", false
 	}
-	return constEq(password, r.Passwords[0]) || constEq(password, r.Passwords[1])
+	for i := range r.Passwords {
+		if constEq(password, r.Passwords[i]) {
+			return r.PasswordGens[i], true
+		}
+	}
+	return "", false
+}
+
+// AdminCurrent reports whether the admin user of registry name is enabled
+// and gen is the generation of one of its current passwords.
+func (s *Service) AdminCurrent(name, gen string) bool {
+	r := s.ByName(name)
+	return r != nil && r.AdminUserEnabled && gen != "" && (gen == r.PasswordGens[0] || gen == r.PasswordGens[1])
 }
 
 // AnonymousPull reports whether registry name allows anonymous pulls.
@@ -315,6 +332,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, r *Registry) (*Registry, b
 		return nil, false, apierr.New(apierr.Conflict, "AlreadyInUse", "%s", msg)
 	}
 	r.Passwords = [2]string{newPassword(), newPassword()}
+	r.PasswordGens = [2]string{newUID(), newUID()}
 	r.UID = newUID()
 	r.CreationDate = s.Clock.Now().UTC()
 	r.ProvisioningState = "Succeeded"
@@ -536,7 +554,7 @@ func (s *Service) Regenerate(ctx context.Context, sub, rg, name, which string) (
 		if err != nil {
 			return err
 		}
-		r.Passwords[i] = newPassword()
+		r.Passwords[i], r.PasswordGens[i] = newPassword(), newUID()
 		out = r
 		return put(tx, r)
 	})

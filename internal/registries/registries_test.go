@@ -131,16 +131,21 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !e.svc.CheckAdmin("myregistry1", "myRegistry1", c.Passwords[1]) || e.svc.CheckAdmin("myregistry1", "myRegistry1", "nope") {
+	gen1, ok1 := e.svc.CheckAdmin("myregistry1", "myRegistry1", c.Passwords[1])
+	if _, bad := e.svc.CheckAdmin("myregistry1", "myRegistry1", "nope"); !ok1 || bad || gen1 != c.PasswordGens[1] || !e.svc.AdminCurrent("myregistry1", gen1) {
 		t.Fatal("CheckAdmin")
 	}
+	gen0, _ := e.svc.CheckAdmin("myregistry1", "myRegistry1", c.Passwords[0])
 	old := c.Passwords[0]
 	c2, err := e.svc.Regenerate(ctx, "sub", "rg", "myRegistry1", "password")
 	if err != nil || c2.Passwords[0] == old || c2.Passwords[1] != c.Passwords[1] {
 		t.Fatalf("regenerate: %v", err)
 	}
-	if e.svc.CheckAdmin("myregistry1", "myRegistry1", old) {
+	if _, ok := e.svc.CheckAdmin("myregistry1", "myRegistry1", old); ok {
 		t.Fatal("old password still accepted")
+	}
+	if e.svc.AdminCurrent("myregistry1", gen0) || !e.svc.AdminCurrent("myregistry1", gen1) {
+		t.Fatal("regenerating password revokes only tokens of that password")
 	}
 	if _, err := e.svc.Regenerate(ctx, "sub", "rg", "myRegistry1", "password3"); !apierr.Is(err, apierr.Invalid) {
 		t.Fatalf("regenerate password3: %v", err)

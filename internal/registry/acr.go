@@ -138,29 +138,6 @@ func (r *Registry) mustRepository(tx store.Tx, repo string) (repositoryRecord, e
 	return rec, err
 }
 
-// acrListRepositories serves GET /acr/v1/_catalog[?n=&last=].
-func (r *Registry) acrListRepositories(w http.ResponseWriter, req *http.Request, _ *call) error {
-	p, err := parsePage(req.URL.Query())
-	if err != nil {
-		return err
-	}
-	var (
-		names []string
-		more  bool
-	)
-	err = r.store.View(req.Context(), func(tx store.Tx) (err error) {
-		names, more, err = r.repositoryNames(tx, p)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if more {
-		setNextLink(w, "/acr/v1/_catalog", url.Values{"last": {names[len(names)-1]}, "n": {strconv.Itoa(p.n)}})
-	}
-	return writeJSON(w, http.StatusOK, catalogWire{Repositories: names})
-}
-
 // repositoryWire builds a repository's properties.
 func (r *Registry) repositoryWire(tx store.Tx, repo string, rec repositoryRecord) (repositoryWire, error) {
 	out := repositoryWire{
@@ -237,7 +214,7 @@ func (r *Registry) acrDeleteRepository(w http.ResponseWriter, req *http.Request,
 		prefix := repoKey(rt.repo, "")
 		err = tx.Scan(r.tables.manifests, prefix, func(k string, v []byte) bool {
 			var m manifestRecord
-			if derr = jsonUnmarshal(v, &m); derr != nil {
+			if derr = json.Unmarshal(v, &m); derr != nil {
 				return false
 			}
 			ms, recs = append(ms, k[len(prefix):]), append(recs, m)
@@ -387,7 +364,7 @@ func (r *Registry) acrListTags(w http.ResponseWriter, req *http.Request, rt *cal
 		var derr error
 		err := tx.Scan(r.tables.tags, prefix, func(k string, v []byte) bool {
 			var t tagRecord
-			if derr = jsonUnmarshal(v, &t); derr != nil {
+			if derr = json.Unmarshal(v, &t); derr != nil {
 				return false
 			}
 			if !t.Attrs.NoList && (lq.digest == "" || t.Digest == lq.digest) {
@@ -502,7 +479,7 @@ func (r *Registry) tagsByDigest(tx store.Tx, repo string) (map[string][]string, 
 	var derr error
 	err := tx.Scan(r.tables.tags, prefix, func(k string, v []byte) bool {
 		var t tagRecord
-		if derr = jsonUnmarshal(v, &t); derr != nil {
+		if derr = json.Unmarshal(v, &t); derr != nil {
 			return false
 		}
 		out[t.Digest] = append(out[t.Digest], k[len(prefix):])
@@ -533,7 +510,7 @@ func (r *Registry) acrListManifests(w http.ResponseWriter, req *http.Request, rt
 		var derr error
 		err = tx.Scan(r.tables.manifests, prefix, func(k string, v []byte) bool {
 			var m manifestRecord
-			if derr = jsonUnmarshal(v, &m); derr != nil {
+			if derr = json.Unmarshal(v, &m); derr != nil {
 				return false
 			}
 			if !m.Attrs.NoList {

@@ -187,6 +187,9 @@ func TestACRListings(t *testing.T) {
 			_ = json.Unmarshal(r.body, &c)
 			all = append(all, c.Repositories...)
 			next = strings.TrimSuffix(strings.TrimPrefix(r.Header.Get("Link"), "<"), `>; rel="next"`)
+			if next != "" && !strings.HasPrefix(next, path+"?") {
+				t.Errorf("%s: next page %q is in another API", path, next)
+			}
 		}
 		if strings.Join(all, ",") != "alpha,ns/app,ns/app2,zeta" {
 			t.Errorf("%s: %v", path, all)

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +20,8 @@ var ErrInvalidCredentials = errors.New("registry: invalid credentials")
 
 // Authenticator checks the credentials a client presents: a username and
 // password (Basic auth on any request, or the token endpoint), or an Entra
-// ID token (the /oauth2/exchange endpoint).
+// ID token (the /oauth2/exchange endpoint); and whether the credential
+// behind a token the registry issued still holds.
 type Authenticator interface {
 	// CheckPassword returns the principal that username and password identify,
 	// or an error wrapping ErrInvalidCredentials. It is called once per token
@@ -34,6 +34,18 @@ type Authenticator interface {
 	// audience is ARM or https://containerregistry.azure.net, or an error
 	// wrapping ErrInvalidCredentials. It is called once per exchange.
 	VerifyAADToken(ctx context.Context, token string) (Principal, error)
+
+	// Current reports whether the credential that authenticated p still
+	// holds: nil if so, an error wrapping ErrInvalidCredentials if it was
+	// revoked (the admin user disabled or its password regenerated, the
+	// service principal or its secret removed …), any other error for a
+	// failure of the authenticator itself. p is a principal CheckPassword or
+	// VerifyAADToken returned, as a registry token carries it (ObjectID,
+	// ClientID, TenantID, Actions, Revision). It is called on every request
+	// that presents a token of the registry (Bearer, Basic with NullUser,
+	// the refresh_token grant), but not for anonymous tokens, so it must be
+	// cheap: an in-memory lookup, no I/O.
+	Current(ctx context.Context, p Principal) error
 }
 
 // Principal is an authenticated caller and what it may do in the registry.
@@ -41,6 +53,13 @@ type Principal struct {
 	ObjectID string // Entra object id; a token's sub
 	ClientID string // application (client) id; a token's appid
 	TenantID string // a token's tenant
+
+	// Revision is opaque to the registry: the Authenticator's name for the
+	// version of the credential that authenticated the principal (say, a
+	// counter of the admin user's password changes), for Current to
+	// compare. Tokens carry it in their rev claim, which the client can
+	// read: it must not be a secret or a hash of one. Empty is allowed.
+	Revision string
 
 	// Actions lists what the principal may do on every repository of the
 	// registry: ActionPull, ActionPush, ActionDelete, ActionMetadataRead,
@@ -63,45 +82,17 @@ func (p Principal) may(action string) bool {
 	return slices.Contains(p.Actions, ActionAll) || slices.Contains(p.Actions, action)
 }
 
-// StaticAuth is an Authenticator with one fixed username and password (and,
-// when AADToken is set, one fixed Entra ID token), for tests and single-user
-// setups. Its principal has ClientID = Username and, when Principal.Actions is
-// empty, every permission.
-type StaticAuth struct {
-	Username, Password string
-	AADToken           string
-	Principal          Principal
-}
+// anonymous reports whether p is nobody: the principal of anonymous pull.
+// Authenticators never return such a principal (checkPrincipal).
+func (p Principal) anonymous() bool { return p.ObjectID == "" && p.ClientID == "" }
 
-var _ Authenticator = StaticAuth{}
-
-// CheckPassword implements Authenticator.
-func (a StaticAuth) CheckPassword(_ context.Context, username, password string) (Principal, error) {
-	u := subtle.ConstantTimeCompare([]byte(username), []byte(a.Username))
-	p := subtle.ConstantTimeCompare([]byte(password), []byte(a.Password))
-	if u&p != 1 || a.Username == "" {
-		return Principal{}, ErrInvalidCredentials
+// checkPrincipal refuses a principal an Authenticator returned that could
+// pass for anonymous.
+func checkPrincipal(p Principal) error {
+	if p.anonymous() {
+		return errors.New("registry: the Authenticator returned a principal with neither ObjectID nor ClientID")
 	}
-	return a.principal(), nil
-}
-
-// VerifyAADToken implements Authenticator.
-func (a StaticAuth) VerifyAADToken(_ context.Context, token string) (Principal, error) {
-	if a.AADToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(a.AADToken)) != 1 {
-		return Principal{}, ErrInvalidCredentials
-	}
-	return a.principal(), nil
-}
-
-func (a StaticAuth) principal() Principal {
-	pr := a.Principal
-	if pr.ClientID == "" {
-		pr.ClientID = a.Username
-	}
-	if len(pr.Actions) == 0 {
-		pr.Actions = []string{ActionAll}
-	}
-	return pr
+	return nil
 }
 
 // anonymousActions are what anyone may do when the registry allows
@@ -154,6 +145,10 @@ type grant struct {
 	principal Principal
 	access    []Access // used when limited
 	limited   bool
+	// token is the registry token the grant comes from, nil for a password
+	// or anonymous pull. Tokens issued on a token's grant expire no later
+	// than it, and no refresh token is issued on one.
+	token *tokenClaims
 }
 
 // allowed returns the part of want this grant covers: the intersection of the
@@ -213,15 +208,16 @@ func (r *Registry) authenticate(req *http.Request, need *Access) (grant, error) 
 		}
 		return grant{}, r.challenge(need, "").because(errors.New("no credentials"))
 	case strings.EqualFold(scheme, "Bearer"):
-		var c *tokenClaims
-		c, err = r.verifyToken(strings.TrimSpace(cred))
-		if err == nil && c.GrantType != grantAccessToken {
-			err = errors.New("not an access token")
+		g, err = r.tokenGrant(req.Context(), strings.TrimSpace(cred))
+		if err == nil && g.token.GrantType != grantAccessToken {
+			err = fmt.Errorf("%w: not an access token", ErrInvalidCredentials)
 		}
-		if err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
 			return grant{}, r.challenge(need, "invalid_token").because(err)
 		}
-		g = c.grant()
+		if err != nil {
+			return grant{}, err
+		}
 	case strings.EqualFold(scheme, "Basic"):
 		user, pass, ok := req.BasicAuth()
 		if !ok {
@@ -247,17 +243,39 @@ func (r *Registry) authenticate(req *http.Request, need *Access) (grant, error) 
 // NullUser, the Authenticator otherwise.
 func (r *Registry) checkPassword(ctx context.Context, user, pass string) (grant, error) {
 	if user == NullUser {
-		c, err := r.verifyToken(pass)
-		if err != nil {
-			return grant{}, fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
-		}
-		return c.grant(), nil
+		return r.tokenGrant(ctx, pass)
 	}
 	p, err := r.auth.CheckPassword(ctx, user, pass)
+	if err == nil {
+		err = checkPrincipal(p)
+	}
 	if err != nil {
 		return grant{}, err
 	}
 	return grant{principal: p}, nil
+}
+
+// tokenGrant returns the grant of a token this registry issued, if it is
+// valid and what it stands for still holds: an anonymous token only while
+// anonymous pull is allowed, any other only while the Authenticator says
+// its credential is current. Errors wrap ErrInvalidCredentials, except the
+// Authenticator's own failures.
+func (r *Registry) tokenGrant(ctx context.Context, tok string) (grant, error) {
+	c, err := r.verifyToken(tok)
+	if err != nil {
+		return grant{}, fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
+	}
+	g := c.grant()
+	if g.principal.anonymous() {
+		if !r.anonymous() {
+			return grant{}, fmt.Errorf("%w: anonymous token, anonymous pull is disabled", ErrInvalidCredentials)
+		}
+		return g, nil
+	}
+	if err := r.auth.Current(ctx, g.principal); err != nil {
+		return grant{}, fmt.Errorf("the token's credential: %w", err)
+	}
+	return g, nil
 }
 
 // challenge returns the 401 for a request that needs access need. errParam is

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 func TestChallenge(t *testing.T) {
@@ -180,15 +184,15 @@ func TestPayloadDecodesWithStdEncoding(t *testing.T) {
 		return b.String()
 	}
 	for range 150 {
-		p := Principal{ObjectID: randString(), ClientID: randString(), TenantID: randString(), Actions: []string{randString()}}
+		p := Principal{ObjectID: randString(), ClientID: randString(), TenantID: randString(), Revision: randString(), Actions: []string{randString()}}
 		access := []Access{{Type: "repository", Name: randString(), Actions: []string{ActionPull}}}
 		for _, gt := range []string{grantAccessToken, grantRefreshToken} {
-			tok, err := e.reg.issueToken(gt, p, access, time.Hour)
+			tok, err := e.reg.issueToken(gt, p, access, e.clock.Now().Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
 			c := decodeClaims(t, tok) // fails unless StdEncoding decodes it
-			if c["sub"] != p.ObjectID || c["appid"] != p.ClientID && p.ClientID != "" {
+			if c["sub"] != p.ObjectID || c["appid"] != p.ClientID && p.ClientID != "" || c["rev"] != p.Revision && p.Revision != "" {
 				t.Fatalf("claims %v do not round-trip principal %+v", c, p)
 			}
 			if _, err := e.reg.verifyToken(tok); err != nil {
@@ -280,14 +284,17 @@ func TestRefreshTokenFlows(t *testing.T) {
 	nullAccess := "Basic " + base64.StdEncoding.EncodeToString([]byte(NullUser+":"+pullOnly))
 	e.do(request{method: "GET", path: "/v2/app/manifests/v1", auth: nullAccess}).want(t, 200, "")
 	e.do(request{method: "POST", path: "/v2/app/blobs/uploads/", auth: nullAccess}).want(t, 401, "UNAUTHORIZED")
-	// ... and refreshing with it cannot widen it.
-	r = e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {pullOnly},
-		"service": {e.host}, "scope": {"repository:app:push,pull", "repository:other:pull"}}).want(t, 200, "")
+	// ... and a token obtained with it cannot widen it.
+	q = url.Values{"service": {e.host}, "scope": {"repository:app:push,pull", "repository:other:pull"}}
+	r = e.do(request{method: "GET", path: "/oauth2/token?" + q.Encode(), auth: nullAccess}).want(t, 200, "")
 	_ = json.Unmarshal(r.body, &tr2)
 	access, _ := json.Marshal(decodeClaims(t, tr2.AccessToken)["access"])
 	if want := `[{"actions":["pull"],"name":"app","type":"repository"}]`; string(access) != want {
 		t.Errorf("access %s, want %s", access, want)
 	}
+	// It is not a refresh token.
+	e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {pullOnly},
+		"service": {e.host}, "scope": {"repository:app:pull"}}).want(t, 401, "UNAUTHORIZED")
 
 	// Bad grants.
 	e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"junk"}, "service": {e.host}}).want(t, 401, "UNAUTHORIZED")
@@ -311,5 +318,172 @@ func TestParseScopes(t *testing.T) {
 		if got[i].String() != want[i] {
 			t.Errorf("scope %d = %s, want %s", i, got[i], want[i])
 		}
+	}
+}
+
+// Tokens carry the registry's ID and only a registry with that ID takes
+// them: registries share their signing key, and a login server freed by a
+// deleted registry may be reused by a new one.
+func TestTokenBoundToRegistryID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.ID = "incarnation-1" })
+	e.pushImage("app", "v1", "1")
+	tok := e.token("repository:app:pull")
+	if rid := decodeClaims(t, tok)["rid"]; rid != "incarnation-1" {
+		t.Fatalf("rid claim %v", rid)
+	}
+	e.do(request{method: "GET", path: "/v2/app/manifests/v1", auth: bearer(tok)}).want(t, 200, "")
+	nullBasic := "Basic " + base64.StdEncoding.EncodeToString([]byte(NullUser+":"+tok))
+	for _, id := range []string{"incarnation-2", ""} {
+		// The same name, login server, key and stores: only the ID differs.
+		next, err := New(Config{Name: "berthtest", LoginServer: e.host, ID: id, Blobs: e.blobs, Store: e.store,
+			Auth: StaticAuth{Username: testUser, Password: testPassword}, SigningKey: signingKey(t), KeyID: "test-key", Clock: e.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, auth := range []string{bearer(tok), nullBasic} {
+			req := httptest.NewRequest("GET", "https://"+e.host+"/v2/app/manifests/v1", nil)
+			req.Header.Set("Authorization", auth)
+			w := httptest.NewRecorder()
+			next.Handler().ServeHTTP(w, req)
+			if w.Code != 401 {
+				t.Errorf("registry %q took a token of incarnation-1 (%s…): %d", id, auth[:8], w.Code)
+			}
+		}
+	}
+}
+
+// A token never yields a refresh token, and what is issued on a token
+// expires no later than it: tokens cannot renew themselves past their
+// credential.
+func TestTokensDoNotRenewThemselves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pushImage("app", "v1", "x")
+	decode := func(r response) tokenResponseWire {
+		t.Helper()
+		var tr tokenResponseWire
+		if err := json.Unmarshal(r.body, &tr); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	r := e.postToken(url.Values{"grant_type": {"password"}, "username": {testUser}, "password": {testPassword},
+		"service": {e.host}, "scope": {"repository:app:pull"}, "access_type": {"offline"}}).want(t, 200, "")
+	refresh := decode(r).RefreshToken
+	refreshExp := decodeClaims(t, refresh)["exp"].(float64)
+	basic := func(tok string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(NullUser+":"+tok))
+	}
+	q := url.Values{"service": {e.host}, "scope": {"repository:app:pull"}, "offline_token": {"true"}}
+
+	// docker login with the refresh token: an access token, no new refresh
+	// token (docker then keeps the refresh token as the password).
+	tr := decode(e.do(request{method: "GET", path: "/oauth2/token?" + q.Encode(), auth: basic(refresh)}).want(t, 200, ""))
+	if tr.RefreshToken != "" {
+		t.Error("GET /oauth2/token with a refresh token as password issued a refresh token")
+	}
+	tr = decode(e.postToken(url.Values{"grant_type": {"password"}, "username": {NullUser}, "password": {refresh},
+		"service": {e.host}, "access_type": {"offline"}}).want(t, 200, ""))
+	if tr.RefreshToken != "" {
+		t.Error("the password grant with a refresh token as password issued a refresh token")
+	}
+
+	// Ten minutes before the refresh token expires, what it yields expires
+	// with it.
+	e.clock.Advance(DefaultRefreshTokenTTL - 10*time.Minute)
+	tr = decode(e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh},
+		"service": {e.host}, "scope": {"repository:app:pull"}}).want(t, 200, ""))
+	if exp := decodeClaims(t, tr.AccessToken)["exp"].(float64); exp != refreshExp || tr.ExpiresIn != 600 {
+		t.Errorf("access token from the refresh grant: exp %v (refresh token's %v), expires_in %d", exp, refreshExp, tr.ExpiresIn)
+	}
+	access := tr.AccessToken
+
+	// docker login with an access token (acr.md §2.5): works, offline or
+	// not, without a refresh token and no longer than the access token.
+	e.clock.Advance(5 * time.Minute)
+	tr = decode(e.do(request{method: "GET", path: "/oauth2/token?" + q.Encode(), auth: basic(access)}).want(t, 200, ""))
+	if tr.RefreshToken != "" {
+		t.Error("an access token as password yielded a refresh token")
+	}
+	if exp := decodeClaims(t, tr.AccessToken)["exp"].(float64); exp != refreshExp {
+		t.Errorf("access token from an access token: exp %v, want %v", exp, refreshExp)
+	}
+	// The refresh grant takes refresh tokens only.
+	e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {access}, "service": {e.host}}).want(t, 401, "UNAUTHORIZED")
+
+	// When the refresh token expires, everything it led to has too.
+	e.clock.Advance(5 * time.Minute)
+	e.do(request{method: "GET", path: "/v2/app/manifests/v1", auth: bearer(tr.AccessToken)}).want(t, 401, "UNAUTHORIZED")
+	e.do(request{method: "GET", path: "/oauth2/token?" + q.Encode(), auth: basic(refresh)}).want(t, 401, "UNAUTHORIZED")
+}
+
+// An anonymous token works only while anonymous pull is allowed.
+func TestAnonymousTokenRevoked(t *testing.T) {
+	t.Parallel()
+	var on atomic.Bool
+	on.Store(true)
+	e := newEnv(t, func(c *Config) { c.AnonymousPull = on.Load })
+	img := e.pushImage("app", "v1", "1")
+	var tr tokenResponseWire
+	r := e.do(request{method: "GET", path: "/oauth2/token?scope=repository:app:pull&service=" + e.host}).want(t, 200, "")
+	_ = json.Unmarshal(r.body, &tr)
+	layer := "/v2/app/blobs/" + digest.FromBytes(img.layer).String()
+	nullBasic := "Basic " + base64.StdEncoding.EncodeToString([]byte(NullUser+":"+tr.Token))
+	e.do(request{method: "GET", path: layer, auth: bearer(tr.Token)}).want(t, 200, "")
+	e.do(request{method: "GET", path: layer, auth: nullBasic}).want(t, 200, "")
+
+	on.Store(false)
+	r = e.do(request{method: "GET", path: layer, auth: bearer(tr.Token)}).want(t, 401, "UNAUTHORIZED")
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("challenge %q", r.Header.Get("WWW-Authenticate"))
+	}
+	e.do(request{method: "GET", path: layer, auth: nullBasic}).want(t, 401, "UNAUTHORIZED")
+	e.do(request{method: "GET", path: "/oauth2/token?scope=repository:app:pull&service=" + e.host, auth: nullBasic}).want(t, 401, "UNAUTHORIZED")
+
+	on.Store(true) // allowed again: the token is good again until it expires
+	e.do(request{method: "GET", path: layer, auth: bearer(tr.Token)}).want(t, 200, "")
+}
+
+// Tokens carry their principal's Revision, and stop working as soon as the
+// Authenticator says their credential no longer holds.
+func TestRevokedCredential(t *testing.T) {
+	t.Parallel()
+	var revoked atomic.Bool
+	var asked atomic.Value // the last principal Current was asked about
+	e := newEnv(t, withAAD, func(c *Config) {
+		a := c.Auth.(StaticAuth)
+		a.Principal = Principal{ObjectID: "oid-1", Revision: "password-2"}
+		a.Revoked = func(p Principal) bool { asked.Store(p); return revoked.Load() }
+		c.Auth = a
+	})
+	e.pushImage("app", "v1", "1")
+	r := e.postToken(url.Values{"grant_type": {"password"}, "username": {testUser}, "password": {testPassword},
+		"service": {e.host}, "scope": {"repository:app:pull"}, "access_type": {"offline"}}).want(t, 200, "")
+	var tr tokenResponseWire
+	_ = json.Unmarshal(r.body, &tr)
+	if rev := decodeClaims(t, tr.RefreshToken)["rev"]; rev != "password-2" {
+		t.Errorf("rev claim %v", rev)
+	}
+	var ex exchangeResponseWire
+	_ = json.Unmarshal(e.postForm("/oauth2/exchange", url.Values{"grant_type": {"access_token"}, "service": {e.host},
+		"access_token": {testAADToken}}).want(t, 200, "").body, &ex)
+
+	manifest := "/v2/app/manifests/v1"
+	nullBasic := "Basic " + base64.StdEncoding.EncodeToString([]byte(NullUser+":"+tr.RefreshToken))
+	e.do(request{method: "GET", path: manifest, auth: bearer(tr.AccessToken)}).want(t, 200, "")
+	if p, _ := asked.Load().(Principal); p.ObjectID != "oid-1" || p.ClientID != testUser || p.Revision != "password-2" {
+		t.Errorf("Current was asked about %+v", p)
+	}
+	e.do(request{method: "GET", path: manifest, auth: nullBasic}).want(t, 200, "")
+
+	revoked.Store(true)
+	r = e.do(request{method: "GET", path: manifest, auth: bearer(tr.AccessToken)}).want(t, 401, "UNAUTHORIZED")
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("challenge %q", r.Header.Get("WWW-Authenticate"))
+	}
+	e.do(request{method: "GET", path: manifest, auth: nullBasic}).want(t, 401, "UNAUTHORIZED")
+	for _, rt := range []string{tr.RefreshToken, ex.RefreshToken} {
+		e.postToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "service": {e.host}}).want(t, 401, "UNAUTHORIZED")
 	}
 }

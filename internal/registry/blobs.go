@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,13 +36,14 @@ func parseDigest(s string) (digest.Digest, error) {
 }
 
 // getBlob serves GET and HEAD /v2/<repo>/blobs/<digest>, with Range support.
+// Reading a blob renews its link (see touchLink).
 func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt *call) error {
 	d, err := parseDigest(rt.ref)
 	if err != nil {
 		return err
 	}
 	ctx := req.Context()
-	var found bool
+	var found, stale bool
 	err = r.store.View(ctx, func(tx store.Tx) error {
 		repo, _, err := r.repository(tx, rt.repo)
 		if err != nil {
@@ -50,11 +52,20 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt *call) e
 		if repo.Attrs.NoRead {
 			return newError(errDenied)
 		}
-		found, err = exists(tx, r.tables.blobs, repoKey(rt.repo, d.String()))
-		if err == nil && !found {
-			// A manifest's bytes are a blob of its repository too.
-			found, err = exists(tx, r.tables.manifests, repoKey(rt.repo, d.String()))
+		key := repoKey(rt.repo, d.String())
+		// A manifest's bytes are a blob of its repository too, as readable
+		// as the manifest.
+		var m manifestRecord
+		isManifest, err := getJSON(tx, r.tables.manifests, key, &m)
+		if err != nil {
+			return err
 		}
+		if m.Attrs.NoRead {
+			return newError(errDenied)
+		}
+		var l linkRecord
+		linked, err := getJSON(tx, r.tables.blobs, key, &l)
+		found, stale = linked || isManifest, linked && r.linkStale(l)
 		return err
 	})
 	if err != nil {
@@ -62,6 +73,11 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt *call) e
 	}
 	if !found {
 		return newError(errBlobUnknown).withDetail(map[string]string{"digest": d.String()})
+	}
+	if stale {
+		if err := r.touchLink(ctx, rt.repo, d); err != nil {
+			r.log.Warn("renewing a blob link failed", "repository", rt.repo, "digest", d, "error", err)
+		}
 	}
 	f, err := r.blobs.Open(ctx, d)
 	if errors.Is(err, blob.ErrNotFound) {
@@ -201,10 +217,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt *cal
 	return nil
 }
 
-// mount links blob mount into rt.repo without an upload. With from, the
-// blob must be part of from and the caller allowed to pull from it; without,
-// any content the registry holds may be mounted (the caller may push and
-// pull everywhere its grant allows, and content is verified by digest).
+// mount links blob mount into rt.repo without an upload. The blob must be
+// part of a repository the caller may pull from and that is not
+// read-disabled: from, or without from any such repository of the registry.
 // mounted is false when the blob cannot be mounted.
 //
 // Mounting without from is how the registry shares content across its
@@ -214,10 +229,7 @@ func (r *Registry) mount(ctx context.Context, rt *call, mount, from string) (mou
 	if err != nil {
 		return false, "", err
 	}
-	// An access token's scopes name the target repository only (clients take
-	// them from the challenge), so the token's principal, whose permissions
-	// are registry-wide, decides.
-	if from != "" && (!validRepository(from) || !(rt.grant.permits("repository", from, ActionPull) || rt.grant.principal.may(ActionPull))) {
+	if from != "" && (!validRepository(from) || !canPullFrom(rt.grant, from)) {
 		return false, d, nil
 	}
 	release := r.locks.use(d)
@@ -230,27 +242,94 @@ func (r *Registry) mount(ctx context.Context, rt *call, mount, from string) (mou
 		return false, d, err
 	}
 	err = r.store.Update(ctx, func(tx store.Tx) error {
-		if from != "" {
-			src, _, err := r.repository(tx, from)
-			if err != nil {
-				return err
-			}
-			found, err := exists(tx, r.tables.blobs, repoKey(from, d.String()))
-			if err != nil || !found || src.Attrs.NoRead {
+		sources := []string{from}
+		if from == "" {
+			var err error
+			if sources, err = r.linkedIn(tx, d); err != nil {
 				return err
 			}
 		}
-		mounted = true
-		return r.link(tx, rt.repo, d, size)
+		for _, src := range sources {
+			ok, err := r.mountableFrom(tx, rt.grant, src, d)
+			if err != nil {
+				return err
+			}
+			if ok {
+				mounted = true
+				return r.link(tx, rt.repo, d, size)
+			}
+		}
+		return nil
 	})
 	return mounted, d, err
 }
 
+// canPullFrom reports whether a grant allows pulling from repo. An access
+// token's scopes name the target repository only (clients take them from
+// the challenge), so the token's principal, whose permissions are
+// registry-wide, decides too.
+func canPullFrom(g grant, repo string) bool {
+	return g.permits("repository", repo, ActionPull) || g.principal.may(ActionPull)
+}
+
+// linkedIn returns the repositories blob d is linked into.
+func (r *Registry) linkedIn(tx store.Tx, d digest.Digest) ([]string, error) {
+	var repos []string
+	suffix := "@" + d.String()
+	err := tx.Scan(r.tables.blobs, "", func(k string, _ []byte) bool {
+		if repo, ok := strings.CutSuffix(k, suffix); ok {
+			repos = append(repos, repo)
+		}
+		return true
+	})
+	return repos, err
+}
+
+// mountableFrom reports whether blob d may be mounted from repository src:
+// it is linked there, src is not read-disabled and g may pull from it.
+func (r *Registry) mountableFrom(tx store.Tx, g grant, src string, d digest.Digest) (bool, error) {
+	if !canPullFrom(g, src) {
+		return false, nil
+	}
+	rec, _, err := r.repository(tx, src)
+	if err != nil || rec.Attrs.NoRead {
+		return false, err
+	}
+	return exists(tx, r.tables.blobs, repoKey(src, d.String()))
+}
+
 // link makes blob d part of repo, or renews the link: its time is when it
-// was last pushed or mounted, so that garbage collection gives a manifest
-// referencing it the whole grace period to arrive.
+// was last pushed, mounted or read there, so that garbage collection gives
+// a manifest referencing it the whole link grace period to arrive.
 func (r *Registry) link(tx store.Tx, repo string, d digest.Digest, size int64) error {
 	return putJSON(tx, r.tables.blobs, repoKey(repo, d.String()), linkRecord{Size: size, Created: r.clock.Now().UTC()})
+}
+
+// linkRenewals is how many times per link grace period reads renew a link:
+// at most one store write per link and repository every LinkGrace/24 (an
+// hour by default), and a link lives at least 23/24 of the grace period
+// after its last read.
+const linkRenewals = 24
+
+// linkStale reports whether a read should renew link l.
+func (r *Registry) linkStale(l linkRecord) bool {
+	return r.clock.Now().Sub(l.Created) >= r.linkGrace/linkRenewals
+}
+
+// touchLink renews blob d's link in repo, if it is still there (garbage
+// collection may have removed it since it was read; its content may be gone
+// too, so it must not come back).
+func (r *Registry) touchLink(ctx context.Context, repo string, d digest.Digest) error {
+	return r.store.Update(ctx, func(tx store.Tx) error {
+		key := repoKey(repo, d.String())
+		var l linkRecord
+		found, err := getJSON(tx, r.tables.blobs, key, &l)
+		if err != nil || !found {
+			return err
+		}
+		l.Created = r.clock.Now().UTC()
+		return putJSON(tx, r.tables.blobs, key, l)
+	})
 }
 
 // resumeUpload reopens the upload a request addresses, checking that it

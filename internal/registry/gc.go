@@ -2,9 +2,9 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +19,13 @@ import (
 //
 //  1. Mark and sweep links, in one store transaction: every manifest is
 //     live, and so is every blob a manifest references. A blob linked into
-//     a repository but referenced by no manifest stays for the grace period
-//     after it was linked (a push uploads layers before its manifest), then
-//     its link goes.
+//     a repository but referenced by no manifest stays for the link grace
+//     period (Config.LinkGrace, a day by default) after it was last pushed,
+//     mounted or read there (a push uploads layers before its manifest, and
+//     may be slow, or resumed hours later after checking which layers are
+//     there), then its link goes. A manifest record that cannot be decoded
+//     keeps every link of its repository (and is logged), so one bad record
+//     neither fails the pass nor loses what it references.
 //  2. Sweep content: a blob in the blob store that nothing links, seen so on
 //     passes spanning the grace period, is deleted. Pushes hold their
 //     digest (digestLocks.use) from before their content is committed until
@@ -33,7 +37,12 @@ import (
 //
 // Ages of things only the blob store knows (unlinked content, uploads) are
 // measured from when a pass first saw them, with the registry's clock, so a
-// restart only delays their collection by one grace period.
+// restart only delays their collection by one grace period. They use the
+// grace period given to CollectGarbage.
+
+// DefaultLinkGrace is how long a blob link no manifest references stays
+// after its last push, mount or read in its repository (Config.LinkGrace).
+const DefaultLinkGrace = 24 * time.Hour
 
 // GCStats counts what one collection pass removed.
 type GCStats struct {
@@ -55,8 +64,9 @@ type uploadSeen struct {
 }
 
 // StartGC runs CollectGarbage every interval until ctx is done, removing
-// what has been unreferenced or idle for longer than grace. Errors are
-// logged; the next pass retries. A non-positive interval disables it.
+// content that has been unlinked, and uploads that have been idle, for
+// longer than grace (and links by Config.LinkGrace). Errors are logged; the
+// next pass retries. A non-positive interval disables it.
 func (r *Registry) StartGC(ctx context.Context, interval, grace time.Duration) {
 	if interval <= 0 {
 		return
@@ -82,14 +92,15 @@ func (r *Registry) StartGC(ctx context.Context, interval, grace time.Duration) {
 }
 
 // CollectGarbage runs one collection pass (see the comment at the top of
-// gc.go).
+// gc.go): content unlinked and uploads idle for longer than grace go, and
+// unreferenced links unused for longer than Config.LinkGrace.
 func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCStats, error) {
 	var st GCStats
 	now := r.clock.Now()
 	// 1. Links.
 	err := r.store.Update(ctx, func(tx store.Tx) error {
 		st.Links = 0
-		live, err := r.referenced(ctx, tx)
+		live, err := r.referenced(tx)
 		if err != nil {
 			return err
 		}
@@ -100,7 +111,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCS
 				return true
 			}
 			var l linkRecord
-			if jerr := jsonUnmarshal(v, &l); jerr != nil || l.Created.Add(grace).Before(now) {
+			if jerr := json.Unmarshal(v, &l); jerr != nil || l.Created.Add(r.linkGrace).Before(now) {
 				stale = append(stale, k)
 			}
 			return true
@@ -135,61 +146,41 @@ func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCS
 }
 
 // referenced returns every digest a manifest of the registry needs: the
-// manifests themselves and the blobs they reference.
-func (r *Registry) referenced(ctx context.Context, tx store.Tx) (map[string]bool, error) {
+// manifests themselves and the blobs their records list. A record that
+// cannot be decoded makes every blob linked into its repository live.
+func (r *Registry) referenced(tx store.Tx) (map[string]bool, error) {
 	live := map[string]bool{}
-	var legacy []string // image manifests recorded before Blobs existed
-	var derr error
+	var bad []string // repositories with an undecodable manifest record
 	err := tx.Scan(r.tables.manifests, "", func(k string, v []byte) bool {
-		_, d, _ := strings.Cut(k, "@")
+		repo, d, _ := strings.Cut(k, "@")
 		live[d] = true
 		var m manifestRecord
-		if derr = jsonUnmarshal(v, &m); derr != nil {
-			return false
-		}
-		if m.Blobs == nil && !isIndex[m.MediaType] {
-			legacy = append(legacy, d)
+		if err := json.Unmarshal(v, &m); err != nil {
+			r.log.Warn("registry gc: undecodable manifest record; keeping its repository's blobs", "key", k, "error", err)
+			bad = append(bad, repo)
+			return true
 		}
 		for _, b := range m.Blobs {
 			live[b] = true
 		}
 		return true
 	})
-	if err == nil {
-		err = derr
-	}
-	for _, d := range legacy {
+	for _, repo := range bad {
 		if err != nil {
 			break
 		}
-		var p *parsedManifest
-		p, err = r.readManifest(ctx, digest.Digest(d))
-		if err == nil {
-			for _, b := range p.blobs {
-				live[b.String()] = true
-			}
-		}
+		err = tx.Scan(r.tables.blobs, repoKey(repo, ""), func(k string, _ []byte) bool {
+			_, d, _ := strings.Cut(k, "@")
+			live[d] = true
+			return true
+		})
 	}
 	return live, err
 }
 
-// readManifest parses a stored manifest.
-func (r *Registry) readManifest(ctx context.Context, d digest.Digest) (*parsedManifest, error) {
-	f, err := r.blobs.Open(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	body, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
-	if err != nil {
-		return nil, err
-	}
-	return parseManifest(body, "")
-}
-
 // linked returns every digest that is live or linked into a repository.
-func (r *Registry) linked(ctx context.Context, tx store.Tx) (map[string]bool, error) {
-	live, err := r.referenced(ctx, tx)
+func (r *Registry) linked(tx store.Tx) (map[string]bool, error) {
+	live, err := r.referenced(tx)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +194,7 @@ func (r *Registry) linked(ctx context.Context, tx store.Tx) (map[string]bool, er
 
 func (r *Registry) sweepContent(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
 	var live map[string]bool
-	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(ctx, tx); return err }); err != nil {
+	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(tx); return err }); err != nil {
 		return 0, err
 	}
 	var due []digest.Digest
@@ -248,7 +239,7 @@ func (r *Registry) sweepContent(ctx context.Context, now time.Time, grace time.D
 			held = append(held, d)
 		}
 	}
-	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(ctx, tx); return err }); err != nil {
+	if err := r.store.View(ctx, func(tx store.Tx) (err error) { live, err = r.linked(tx); return err }); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -321,7 +312,7 @@ func (r *Registry) sweepUploads(ctx context.Context, now time.Time, grace time.D
 		var stale []string
 		err := tx.Scan(r.tables.uploads, "", func(id string, v []byte) bool {
 			var u uploadRecord
-			if jerr := jsonUnmarshal(v, &u); jerr != nil || (!present[id] && u.Started.Add(grace).Before(now)) {
+			if jerr := json.Unmarshal(v, &u); jerr != nil || (!present[id] && u.Started.Add(grace).Before(now)) {
 				stale = append(stale, id)
 			}
 			return true

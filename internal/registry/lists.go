@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -75,7 +76,7 @@ func (r *Registry) listTags(w http.ResponseWriter, req *http.Request, rt *call) 
 				return true
 			}
 			var t tagRecord
-			if derr = jsonUnmarshal(v, &t); derr != nil {
+			if derr = json.Unmarshal(v, &t); derr != nil {
 				return false
 			}
 			if t.Attrs.NoList {
@@ -121,7 +122,7 @@ func (r *Registry) repositoryNames(tx store.Tx, p page) ([]string, bool, error) 
 			return true
 		}
 		var rec repositoryRecord
-		if derr = jsonUnmarshal(v, &rec); derr != nil {
+		if derr = json.Unmarshal(v, &rec); derr != nil {
 			return false
 		}
 		if rec.Attrs.NoList {
@@ -140,8 +141,9 @@ func (r *Registry) repositoryNames(tx store.Tx, p page) ([]string, bool, error) 
 	return names, more, err
 }
 
-// listCatalog serves GET /v2/_catalog[?n=&last=].
-func (r *Registry) listCatalog(w http.ResponseWriter, req *http.Request, _ *call) error {
+// listCatalog serves GET /v2/_catalog[?n=&last=] and GET
+// /acr/v1/_catalog[?n=&last=], which answer alike.
+func (r *Registry) listCatalog(w http.ResponseWriter, req *http.Request, rt *call) error {
 	p, err := parsePage(req.URL.Query())
 	if err != nil {
 		return err
@@ -158,7 +160,11 @@ func (r *Registry) listCatalog(w http.ResponseWriter, req *http.Request, _ *call
 		return err
 	}
 	if more {
-		setNextLink(w, "/v2/_catalog", url.Values{"last": {names[len(names)-1]}, "n": {strconv.Itoa(p.n)}})
+		path := "/v2/_catalog"
+		if rt.name == acrCatalog {
+			path = "/acr/v1/_catalog"
+		}
+		setNextLink(w, path, url.Values{"last": {names[len(names)-1]}, "n": {strconv.Itoa(p.n)}})
 	}
 	return writeJSON(w, http.StatusOK, catalogWire{Repositories: names})
 }
@@ -172,7 +178,8 @@ type indexWire struct {
 
 // listReferrers serves GET /v2/<repo>/referrers/<digest>[?artifactType=]:
 // the manifests of the repository whose subject is digest, as an index. An
-// unknown subject has no referrers, which is not an error.
+// unknown subject has no referrers, which is not an error; a read-disabled
+// repository is DENIED.
 func (r *Registry) listReferrers(w http.ResponseWriter, req *http.Request, rt *call) error {
 	subject, err := parseDigest(rt.ref)
 	if err != nil {
@@ -182,6 +189,13 @@ func (r *Registry) listReferrers(w http.ResponseWriter, req *http.Request, rt *c
 	artifactType := q.Get("artifactType")
 	index := indexWire{SchemaVersion: 2, MediaType: mediaTypeOCIIndex, Manifests: []descriptorWire{}}
 	err = r.store.View(req.Context(), func(tx store.Tx) error {
+		repo, _, err := r.repository(tx, rt.repo)
+		if err != nil {
+			return err
+		}
+		if repo.Attrs.NoRead {
+			return newError(errDenied)
+		}
 		prefix := referrerKey(rt.repo, subject.String(), "")
 		keys, err := scanKeys(tx, r.tables.referrers, prefix)
 		if err != nil {
@@ -210,7 +224,7 @@ func (r *Registry) listReferrers(w http.ResponseWriter, req *http.Request, rt *c
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	b, err := jsonMarshal(index)
+	b, err := json.Marshal(index)
 	if err != nil {
 		return err
 	}

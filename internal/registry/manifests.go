@@ -538,7 +538,7 @@ func (r *Registry) removeManifest(tx store.Tx, repo string, rr repositoryRecord,
 	prefix := tagKey(repo, "")
 	err := tx.Scan(r.tables.tags, prefix, func(k string, v []byte) bool {
 		var t tagRecord
-		if derr = jsonUnmarshal(v, &t); derr != nil {
+		if derr = json.Unmarshal(v, &t); derr != nil {
 			return false
 		}
 		if t.Digest == d {

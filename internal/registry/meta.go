@@ -77,7 +77,8 @@ type repositoryRecord struct {
 }
 
 // linkRecord: the blob is part of the repository. Created is when it was
-// last pushed or mounted into it.
+// last pushed, mounted or read there (reads renew it now and then, see
+// linkStale), from which garbage collection counts the link grace period.
 type linkRecord struct {
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`
@@ -169,10 +170,6 @@ func scanKeys(tx store.Tx, table, prefix string) ([]string, error) {
 	})
 	return keys, err
 }
-
-var jsonUnmarshal = json.Unmarshal
-
-var jsonMarshal = json.Marshal
 
 // digestOf converts a stored digest string.
 func digestOf(s string) digest.Digest { return digest.Digest(s) }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +35,7 @@ func (r *Registry) tokenEndpoint(w http.ResponseWriter, req *http.Request) error
 
 // getToken serves GET /oauth2/token?service=&scope=… with Basic auth (ACR's
 // docker-login flow), or without credentials when anonymous pull is on.
-// offline_token=true adds a refresh token.
+// offline_token=true adds a refresh token, unless the password was a token.
 func (r *Registry) getToken(w http.ResponseWriter, req *http.Request) error {
 	q := req.URL.Query()
 	var g grant
@@ -48,14 +49,14 @@ func (r *Registry) getToken(w http.ResponseWriter, req *http.Request) error {
 	} else if g, ok = r.anonymousGrant(); !ok {
 		return errorf(errUnauthorized, "basic authentication is required (anonymous pull is disabled)")
 	}
-	offline := q.Get("offline_token") == "true" && g.principal.ObjectID+g.principal.ClientID != ""
+	offline := q.Get("offline_token") == "true" && !g.principal.anonymous()
 	return r.sendTokens(w, q.Get("service"), q["scope"], g, offline)
 }
 
 // postToken serves POST /oauth2/token, the OAuth2 form: grant_type=password
-// (username, password; access_type=offline adds a refresh token; neither
-// means anonymous) or grant_type=refresh_token (a refresh or access token
-// this registry issued).
+// (username, password; access_type=offline adds a refresh token unless the
+// password was a token; neither means anonymous) or
+// grant_type=refresh_token (a refresh token this registry issued).
 func (r *Registry) postToken(w http.ResponseWriter, req *http.Request) error {
 	f, err := parseForm(w, req)
 	if err != nil {
@@ -81,11 +82,16 @@ func (r *Registry) postToken(w http.ResponseWriter, req *http.Request) error {
 		}
 		offline = f.Get("access_type") == "offline"
 	case "refresh_token":
-		c, verr := r.verifyToken(f.Get("refresh_token"))
-		if verr != nil {
-			return errorf(errUnauthorized, "invalid refresh token").because(verr)
+		g, err = r.tokenGrant(req.Context(), f.Get("refresh_token"))
+		if err == nil && g.token.GrantType != grantRefreshToken {
+			err = fmt.Errorf("%w: not a refresh token", ErrInvalidCredentials)
 		}
-		g = c.grant()
+		if errors.Is(err, ErrInvalidCredentials) {
+			return errorf(errUnauthorized, "invalid refresh token").because(err)
+		}
+		if err != nil {
+			return err
+		}
 	default:
 		return errorf(errUnsupported, "unsupported grant_type %q", gt)
 	}
@@ -124,10 +130,13 @@ func (r *Registry) exchangeEndpoint(w http.ResponseWriter, req *http.Request) er
 	if errors.Is(err, ErrInvalidCredentials) {
 		return errorf(errUnauthorized, "invalid Entra ID token").because(err)
 	}
+	if err == nil {
+		err = checkPrincipal(p)
+	}
 	if err != nil {
 		return err
 	}
-	rt, err := r.issueToken(grantRefreshToken, p, nil, r.refreshTTL)
+	rt, err := r.issueToken(grantRefreshToken, p, nil, r.clock.Now().Add(r.refreshTTL))
 	if err != nil {
 		return err
 	}
@@ -154,7 +163,10 @@ func (r *Registry) tokenCredentials(req *http.Request, user, pass string) (grant
 }
 
 // sendTokens issues an access token for the scopes the grant covers (a
-// partial grant is not an error) and, when offline, a refresh token.
+// partial grant is not an error) and, when offline, a refresh token. On a
+// token's grant the access token expires no later than that token, and no
+// refresh token is issued (tokens cannot renew themselves): docker login
+// with NullUser and a token then keeps the token as its password.
 func (r *Registry) sendTokens(w http.ResponseWriter, service string, scopes []string, g grant, offline bool) error {
 	if service != "" && !strings.EqualFold(service, r.loginServer) {
 		return errorf(errUnsupported, "service %q is not this registry (%s)", service, r.loginServer)
@@ -165,23 +177,23 @@ func (r *Registry) sendTokens(w http.ResponseWriter, service string, scopes []st
 			access = append(access, got)
 		}
 	}
-	at, err := r.issueToken(grantAccessToken, g.principal, access, r.accessTTL)
+	now := r.clock.Now()
+	exp := now.Add(r.accessTTL)
+	if g.token != nil && g.token.expires().Before(exp) {
+		exp = g.token.expires()
+	}
+	at, err := r.issueToken(grantAccessToken, g.principal, access, exp)
 	if err != nil {
 		return err
 	}
 	resp := tokenResponseWire{
 		Token:       at,
 		AccessToken: at,
-		ExpiresIn:   int(r.accessTTL.Seconds()),
-		IssuedAt:    r.clock.Now().UTC().Format("2006-01-02T15:04:05Z"),
+		ExpiresIn:   int(exp.Sub(now).Seconds()),
+		IssuedAt:    now.UTC().Format("2006-01-02T15:04:05Z"),
 	}
-	if offline {
-		// A limited grant (an access token used as a password) cannot mint
-		// a refresh token wider than itself.
-		if g.limited {
-			return errorf(errUnsupported, "an access token cannot be exchanged for a refresh token")
-		}
-		if resp.RefreshToken, err = r.issueToken(grantRefreshToken, g.principal, nil, r.refreshTTL); err != nil {
+	if offline && g.token == nil {
+		if resp.RefreshToken, err = r.issueToken(grantRefreshToken, g.principal, nil, now.Add(r.refreshTTL)); err != nil {
 			return err
 		}
 	}

@@ -378,17 +378,22 @@ func TestGarbageCollection(t *testing.T) {
 	}
 	e.clock.Advance(grace + time.Minute)
 	e.do(request{method: "PATCH", path: active, body: []byte("more"), auth: "basic"}).want(t, 202, "")
-	// Links past the grace period go now (gone's config and layer, the
-	// stray blob); content unlinked since the first pass goes too (gone's
-	// manifest), and the upload idle since then.
-	if st, err = e.reg.CollectGarbage(ctx, grace); err != nil || st != (GCStats{Links: 3, Blobs: 1, Uploads: 1}) {
+	// Content unlinked since the first pass goes (gone's manifest), and the
+	// upload idle since then; unreferenced links stay for a day.
+	if st, err = e.reg.CollectGarbage(ctx, grace); err != nil || st != (GCStats{Blobs: 1, Uploads: 1}) {
 		t.Fatalf("second pass: %+v %v", st, err)
+	}
+	e.clock.Advance(DefaultLinkGrace)
+	e.do(request{method: "PATCH", path: active, body: []byte("more"), auth: "basic"}).want(t, 202, "")
+	// Now the links go (gone's config and layer, the stray blob).
+	if st, err = e.reg.CollectGarbage(ctx, grace); err != nil || st != (GCStats{Links: 3}) {
+		t.Fatalf("third pass: %+v %v", st, err)
 	}
 	e.clock.Advance(grace + time.Minute)
 	e.do(request{method: "PATCH", path: active, body: []byte("more"), auth: "basic"}).want(t, 202, "")
-	// The content of the links dropped in the second pass.
+	// The content of the links dropped in the third pass.
 	if st, err = e.reg.CollectGarbage(ctx, grace); err != nil || st != (GCStats{Blobs: 3}) {
-		t.Fatalf("third pass: %+v %v", st, err)
+		t.Fatalf("fourth pass: %+v %v", st, err)
 	}
 	for _, d := range []digest.Digest{gone.digest, digest.FromBytes(gone.layer), stray} {
 		if _, err := e.blobs.Stat(ctx, d); err == nil {
@@ -572,13 +577,13 @@ func TestManifestSizeLimit(t *testing.T) {
 }
 
 // TestGarbageCollectionUnderLoad runs the collector continuously, each pass
-// a second later than the last with a grace period of three, while clients
+// a second later than the last with grace periods of three, while clients
 // push images that share layers: every manifest acknowledged stays
 // complete. (A push whose layers were collected before its manifest arrived
 // is refused, and retried.)
 func TestGarbageCollectionUnderLoad(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, realStores(t))
+	e := newEnv(t, realStores(t), func(c *Config) { c.LinkGrace = 3 * time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	gcDone := make(chan error, 1)
 	go func() {
@@ -654,27 +659,124 @@ func TestGarbageCollectionUnderLoad(t *testing.T) {
 	}
 }
 
-// TestGarbageCollectionLegacyRecords: manifests recorded before records
-// listed their blobs keep their blobs.
-func TestGarbageCollectionLegacyRecords(t *testing.T) {
+// TestGarbageCollectionBadRecord: a manifest record that cannot be decoded
+// fails neither the pass nor its repository's blobs; the rest of the
+// registry is collected as usual.
+func TestGarbageCollectionBadRecord(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	img := e.pushImage("app", "v1", "old")
+	img := e.pushImage("app", "v1", "bad")
+	stray := e.pushBlob("other", []byte("nobody references me"))
 	err := e.store.Update(ctx, func(tx store.Tx) error {
-		key := repoKey("app", img.digest.String())
-		var m manifestRecord
-		if _, err := getJSON(tx, e.reg.tables.manifests, key, &m); err != nil {
-			return err
-		}
-		return putJSON(tx, e.reg.tables.manifests, key, manifestRecord{MediaType: m.MediaType, Size: m.Size, Created: m.Created})
+		return tx.Put(e.reg.tables.manifests, repoKey("app", img.digest.String()), []byte("{not json"))
 	})
 	must(t, err)
+	var links int
 	for range 3 {
-		e.clock.Advance(2 * time.Hour)
-		if st, err := e.reg.CollectGarbage(ctx, time.Hour); err != nil || st != (GCStats{}) {
-			t.Fatalf("collected %+v %v", st, err)
+		e.clock.Advance(DefaultLinkGrace)
+		st, err := e.reg.CollectGarbage(ctx, time.Hour)
+		if err != nil {
+			t.Fatalf("pass failed: %v", err)
+		}
+		links += st.Links
+	}
+	if links != 1 {
+		t.Errorf("%d links collected, want 1 (the stray blob's)", links)
+	}
+	if _, err := e.blobs.Stat(ctx, stray); err == nil {
+		t.Error("the stray blob survived")
+	}
+	for _, c := range [][]byte{img.config, img.layer} {
+		e.do(request{method: "GET", path: "/v2/app/blobs/" + digest.FromBytes(c).String(), auth: "basic"}).want(t, 200, "")
+	}
+}
+
+// A push may take hours between its layers and its manifest (a slow
+// upload, a resumed push that first checks with HEAD which layers are
+// there): unreferenced links stay a day after their last push, mount or
+// read in their repository, while orphaned content goes after the grace
+// period.
+func TestLinksOutliveSlowPushes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	const grace = time.Hour
+	gc := func() GCStats {
+		t.Helper()
+		st, err := e.reg.CollectGarbage(ctx, grace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	img := image{config: []byte(`{"slow":true}`), layer: []byte("a slow layer")}
+	cd, ld := e.pushBlob("app", img.config), e.pushBlob("app", img.layer)
+	unused := e.pushBlob("app", []byte("pushed, never used again"))
+	mounted := e.pushBlob("src", []byte("mounted later"))
+	e.do(request{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + mounted.String() + "&from=src", auth: "basic"}).want(t, 201, "")
+	// Hours pass, with the collector running.
+	for range 5 {
+		e.clock.Advance(grace + time.Minute)
+		if st := gc(); st.Links != 0 {
+			t.Fatalf("links collected after %v: %+v", e.clock.Now().Sub(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)), st)
 		}
 	}
-	e.do(request{method: "GET", path: "/v2/app/blobs/" + digest.FromBytes(img.layer).String(), auth: "basic"}).want(t, 200, "")
+	img.manifest = manifestJSON(mediaTypeOCIManifest, cd, len(img.config), ld, len(img.layer))
+	e.do(request{method: "PUT", path: "/v2/app/manifests/v1", body: img.manifest, auth: "basic",
+		header: http.Header{"Content-Type": {mediaTypeOCIManifest}}}).want(t, 201, "")
+
+	// Use renews: a day after the push, the blobs read (HEAD, GET),
+	// mounted or pushed again since stay; the one left alone goes.
+	e.do(request{method: "DELETE", path: "/v2/app/manifests/" + digest.FromBytes(img.manifest).String(), auth: "basic"}).want(t, 202, "")
+	e.clock.Advance(DefaultLinkGrace - 2*time.Hour)
+	e.do(request{method: "HEAD", path: "/v2/app/blobs/" + cd.String(), auth: "basic"}).want(t, 200, "")
+	e.do(request{method: "GET", path: "/v2/app/blobs/" + ld.String(), auth: "basic"}).want(t, 200, "")
+	e.do(request{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + mounted.String() + "&from=src", auth: "basic"}).want(t, 201, "")
+	e.clock.Advance(3 * time.Hour)
+	if st := gc(); st.Links != 2 { // unused in app, mounted in src
+		t.Fatalf("collected %+v, want 2 links", st)
+	}
+	e.do(request{method: "HEAD", path: "/v2/app/blobs/" + unused.String(), auth: "basic"}).want(t, 404, "")
+	e.do(request{method: "PUT", path: "/v2/app/manifests/v1", body: img.manifest, auth: "basic",
+		header: http.Header{"Content-Type": {mediaTypeOCIManifest}}}).want(t, 201, "")
+	e.do(request{method: "HEAD", path: "/v2/app/blobs/" + mounted.String(), auth: "basic"}).want(t, 200, "")
+}
+
+// readEnabled=false on a repository or manifest is honoured by every way
+// of reading: a mount without from does not take content from a
+// read-disabled repository (it answers with an upload session, as
+// distribution does), the blobs endpoint does not serve a read-disabled
+// manifest's bytes, and referrers of a read-disabled repository are not
+// listed.
+func TestReadDisabledEverywhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	patch := func(path, body string) {
+		t.Helper()
+		e.do(request{method: "PATCH", path: "/acr/v1/" + path, body: []byte(body), auth: "basic"}).want(t, 200, "")
+	}
+	secret := digest.FromBytes(e.pushImage("private", "v1", "secret").layer)
+	patch("private", `{"readEnabled":false}`)
+	r := e.do(request{method: "POST", path: "/v2/thief/blobs/uploads/?mount=" + secret.String(), auth: "basic"}).want(t, 202, "")
+	if !strings.HasPrefix(r.Header.Get("Location"), "/v2/thief/blobs/uploads/") {
+		t.Errorf("Location %q is not an upload session", r.Header.Get("Location"))
+	}
+	e.do(request{method: "GET", path: "/v2/thief/blobs/" + secret.String(), auth: "basic"}).want(t, 404, "BLOB_UNKNOWN")
+	// Linked in a readable repository too: mountable.
+	e.pushBlob("public", []byte("layer secret"))
+	e.do(request{method: "POST", path: "/v2/thief/blobs/uploads/?mount=" + secret.String(), auth: "basic"}).want(t, 201, "")
+	patch("private", `{"readEnabled":true}`)
+
+	img := e.pushImage("app", "v1", "1")
+	e.do(request{method: "GET", path: "/v2/app/blobs/" + img.digest.String(), auth: "basic"}).want(t, 200, "")
+	patch("app/_manifests/"+img.digest.String(), `{"readEnabled":false}`)
+	e.do(request{method: "GET", path: "/v2/app/blobs/" + img.digest.String(), auth: "basic"}).want(t, 403, "DENIED")
+	e.do(request{method: "HEAD", path: "/v2/app/blobs/" + img.digest.String(), auth: "basic"}).want(t, 403, "")
+	patch("app/_manifests/"+img.digest.String(), `{"readEnabled":true}`)
+
+	referrers := "/v2/app/referrers/" + img.digest.String()
+	e.do(request{method: "GET", path: referrers, auth: "basic"}).want(t, 200, "")
+	patch("app", `{"readEnabled":false}`)
+	e.do(request{method: "GET", path: referrers, auth: "basic"}).want(t, 403, "DENIED")
 }

@@ -24,6 +24,13 @@
 // read metadata (but not list the catalog), and the token endpoints issue
 // anonymous tokens.
 //
+// Tokens are bound to the registry's incarnation (Config.ID, claim rid) and
+// live no longer than what they stand for: every use of one asks the
+// Authenticator whether its credential is still current (Current), or, for
+// an anonymous token, whether anonymous pull is still allowed. Refresh
+// tokens come only from a password or an Entra ID token, never from another
+// token, and a token obtained with a token expires no later than it.
+//
 // Changeable attributes (ACR's deleteEnabled, writeEnabled, listEnabled,
 // readEnabled on repositories, tags and manifests) are enforced: a write to a
 // write-disabled repository, or moving a write-disabled tag or a tag of a
@@ -66,6 +73,14 @@ type Config struct {
 	// LoginServer is the host:port clients use, e.g. "127.0.0.1:5001". It is
 	// the tokens' audience and the challenge's service and realm host.
 	LoginServer string
+	// ID identifies this incarnation of the registry: opaque, stable across
+	// restarts, never given to another registry (e.g. the registry
+	// resource's unique id). Every token carries it (claim rid) and is
+	// accepted only by a registry with the same ID, so that a registry
+	// created later on a deleted one's login server (all registries share
+	// SigningKey) refuses the deleted one's tokens. Empty (tests): tokens
+	// carry no rid and only such tokens are accepted.
+	ID string
 	// Blobs holds this registry's content.
 	Blobs blob.Store
 	// Store holds this registry's metadata.
@@ -84,14 +99,21 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// AnonymousPull tells whether clients without credentials may pull and
 	// read metadata (ARM's anonymousPullEnabled). It is asked on every
-	// anonymous request, so it may change at runtime; nil means never.
+	// anonymous request and every use of an anonymous token, so it may
+	// change at runtime; nil means never.
 	AnonymousPull func() bool
+	// LinkGrace is how long garbage collection keeps a blob link no
+	// manifest references after the blob was last pushed, mounted or read
+	// (HEAD or GET) in its repository, so that a slow or resumed push's
+	// manifest still finds its layers; zero means DefaultLinkGrace.
+	LinkGrace time.Duration
 }
 
 // Registry serves one registry. Create it with New.
 type Registry struct {
 	name        string
 	loginServer string
+	id          string
 	blobs       blob.Store
 	store       store.Store
 	auth        Authenticator
@@ -102,6 +124,7 @@ type Registry struct {
 	log         *slog.Logger
 	accessTTL   time.Duration
 	refreshTTL  time.Duration
+	linkGrace   time.Duration
 	tables      tables
 	anonymous   func() bool
 
@@ -130,6 +153,7 @@ func New(cfg Config) (*Registry, error) {
 	r := &Registry{
 		name:        cfg.Name,
 		loginServer: cfg.LoginServer,
+		id:          cfg.ID,
 		blobs:       cfg.Blobs,
 		store:       cfg.Store,
 		auth:        cfg.Auth,
@@ -140,6 +164,7 @@ func New(cfg Config) (*Registry, error) {
 		log:         cfg.Logger,
 		accessTTL:   cfg.AccessTokenTTL,
 		refreshTTL:  cfg.RefreshTokenTTL,
+		linkGrace:   cfg.LinkGrace,
 		tables:      newTables(cfg.Name),
 		anonymous:   cfg.AnonymousPull,
 	}
@@ -157,6 +182,9 @@ func New(cfg Config) (*Registry, error) {
 	}
 	if r.refreshTTL == 0 {
 		r.refreshTTL = DefaultRefreshTokenTTL
+	}
+	if r.linkGrace == 0 {
+		r.linkGrace = DefaultLinkGrace
 	}
 	return r, nil
 }

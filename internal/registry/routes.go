@@ -78,7 +78,7 @@ var routes = map[routeName]map[string]endpoint{
 	routeTags:      {"GET": {(*Registry).listTags, pull}},
 	routeReferrers: {"GET": {(*Registry).listReferrers, pull}},
 
-	acrCatalog:   {"GET": {(*Registry).acrListRepositories, catalog}},
+	acrCatalog:   {"GET": {(*Registry).listCatalog, catalog}},
 	acrRepo:      {"GET": {(*Registry).acrGetRepository, metadataRead}, "PATCH": {(*Registry).acrPatchRepository, metadataWrite}, "DELETE": {(*Registry).acrDeleteRepository, del}},
 	acrTags:      {"GET": {(*Registry).acrListTags, metadataRead}},
 	acrTag:       {"GET": {(*Registry).acrGetTag, metadataRead}, "PATCH": {(*Registry).acrPatchTag, metadataWrite}, "DELETE": {(*Registry).acrDeleteTag, del}},

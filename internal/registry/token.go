@@ -42,6 +42,8 @@ type tokenClaims struct {
 	GrantType   string            `json:"grant_type"`
 	AppID       string            `json:"appid,omitempty"`
 	Tenant      string            `json:"tenant"`
+	RegistryID  string            `json:"rid,omitempty"` // the issuer's Config.ID (ACR's rid claim)
+	Revision    string            `json:"rev,omitempty"` // Principal.Revision
 	Permissions *tokenPermissions `json:"permissions,omitempty"`
 	Roles       []string          `json:"roles"`
 	Access      []Access          `json:"access,omitempty"`
@@ -58,25 +60,28 @@ type tokenPermissions struct {
 // grant returns what the token allows: an access token its access list, a
 // refresh token its principal's permissions.
 func (c *tokenClaims) grant() grant {
-	p := Principal{ObjectID: c.Subject, ClientID: c.AppID, TenantID: c.Tenant}
+	p := Principal{ObjectID: c.Subject, ClientID: c.AppID, TenantID: c.Tenant, Revision: c.Revision}
 	if c.Permissions != nil {
 		p.Actions = c.Permissions.Actions
 	}
 	if c.GrantType == grantAccessToken {
-		return grant{principal: p, access: c.Access, limited: true}
+		return grant{principal: p, access: c.Access, limited: true, token: c}
 	}
-	return grant{principal: p}
+	return grant{principal: p, token: c}
 }
 
-// issueToken signs a token of grantType for principal p. access is set only on
-// access tokens.
-func (r *Registry) issueToken(grantType string, p Principal, access []Access, ttl time.Duration) (string, error) {
+// expires returns when the token expires.
+func (c *tokenClaims) expires() time.Time { return time.Unix(c.Expires, 0) }
+
+// issueToken signs a token of grantType for principal p, valid from now
+// until expires. access is set only on access tokens.
+func (r *Registry) issueToken(grantType string, p Principal, access []Access, expires time.Time) (string, error) {
 	now := r.clock.Now()
 	c := tokenClaims{
 		JTI:         uuid.NewString(),
 		Subject:     p.ObjectID,
 		NotBefore:   now.Add(-time.Minute).Unix(), // tolerate clock skew between processes
-		Expires:     now.Add(ttl).Unix(),
+		Expires:     expires.Unix(),
 		IssuedAt:    now.Unix(),
 		Issuer:      tokenIssuer,
 		Audience:    r.loginServer,
@@ -84,6 +89,8 @@ func (r *Registry) issueToken(grantType string, p Principal, access []Access, tt
 		GrantType:   grantType,
 		AppID:       p.ClientID,
 		Tenant:      p.TenantID,
+		RegistryID:  r.id,
+		Revision:    p.Revision,
 		Permissions: &tokenPermissions{Actions: nonNil(p.Actions), NotActions: []string{}},
 		Roles:       []string{},
 	}
@@ -155,9 +162,9 @@ func asciiJSON(b []byte) []byte {
 	return out.Bytes()
 }
 
-// verifyToken checks a token's signature, issuer, audience and lifetime and
-// returns its claims. Verified tokens are cached; their lifetime is checked
-// on every call.
+// verifyToken checks a token's signature, issuer, audience, registry and
+// lifetime and returns its claims. Verified tokens are cached; their
+// lifetime is checked on every call.
 func (r *Registry) verifyToken(tok string) (*tokenClaims, error) {
 	c := r.tokens.get(tok)
 	if c == nil {
@@ -215,6 +222,8 @@ func (r *Registry) verifySignedToken(tok string) (*tokenClaims, error) {
 		return nil, fmt.Errorf("token: issuer %q", c.Issuer)
 	case c.Audience != r.loginServer:
 		return nil, fmt.Errorf("token: audience %q", c.Audience)
+	case c.RegistryID != r.id: // the login server may have served another registry before
+		return nil, fmt.Errorf("token: registry id %q", c.RegistryID)
 	case c.GrantType != grantAccessToken && c.GrantType != grantRefreshToken:
 		return nil, fmt.Errorf("token: grant_type %q", c.GrantType)
 	}

@@ -53,9 +53,14 @@ type registryAuth struct {
 // AcrPush …).
 var allActions = []string{registry.ActionAll}
 
+// adminRevision prefixes the Revision of admin-user principals.
+const adminRevision = "admin:"
+
 func (a registryAuth) CheckPassword(ctx context.Context, username, password string) (registry.Principal, error) {
-	if a.svc != nil && a.svc.CheckAdmin(a.registry, username, password) {
-		return registry.Principal{ClientID: username, Actions: allActions}, nil
+	if a.svc != nil {
+		if gen, ok := a.svc.CheckAdmin(a.registry, username, password); ok {
+			return registry.Principal{ClientID: username, Actions: allActions, Revision: adminRevision + gen}, nil
+		}
 	}
 	p, err := a.ids.CheckClientSecret(ctx, username, password)
 	if errors.Is(err, identity.ErrUnknownClient) || errors.Is(err, identity.ErrInvalidSecret) {
@@ -65,6 +70,18 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 		return registry.Principal{}, err
 	}
 	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID, Actions: allActions}, nil
+}
+
+// Current says whether the credential behind a registry token still holds:
+// an admin user must still be enabled with that password; service
+// principals and Entra identities cannot be removed yet.
+func (a registryAuth) Current(ctx context.Context, p registry.Principal) error {
+	if gen, ok := strings.CutPrefix(p.Revision, adminRevision); ok {
+		if a.svc == nil || !a.svc.AdminCurrent(a.registry, gen) {
+			return fmt.Errorf("%w: the admin user's password changed or the admin user was disabled", registry.ErrInvalidCredentials)
+		}
+	}
+	return nil
 }
 
 func (a registryAuth) VerifyAADToken(ctx context.Context, token string) (registry.Principal, error) {

@@ -23,6 +23,9 @@ import (
 // berth's registry as the default service principal.
 type imageImporter struct {
 	transport http.RoundTripper // trusts the system roots and berth's CA
+	// local reports whether a registry host is one of berth's: importing
+	// from it needs no credentials (as ACR imports within a tenant).
+	local func(host string) bool
 }
 
 var _ registries.Importer = imageImporter{}
@@ -33,15 +36,19 @@ func (im imageImporter) Import(ctx context.Context, into *registries.Registry, r
 	if err != nil {
 		return apierr.New(apierr.Invalid, "InvalidParameter", "The source image '%s' is invalid: %v", req.SourceImage, err)
 	}
+	berthAuth := &authn.Basic{Username: identity.DefaultClientID, Password: identity.DefaultClientSecret}
 	var srcAuth authn.Authenticator = authn.Anonymous
-	if req.Username != "" || req.Password != "" {
+	switch {
+	case req.Username != "" || req.Password != "":
 		srcAuth = &authn.Basic{Username: req.Username, Password: req.Password}
+	case im.local != nil && im.local(req.SourceRegistry):
+		srcAuth = berthAuth
 	}
 	desc, err := remote.Get(src, remote.WithContext(ctx), remote.WithAuth(srcAuth), remote.WithTransport(im.transport))
 	if err != nil {
 		return sourceError(req, err)
 	}
-	dstAuth := remote.WithAuth(&authn.Basic{Username: identity.DefaultClientID, Password: identity.DefaultClientSecret})
+	dstAuth := remote.WithAuth(berthAuth)
 	opts := []remote.Option{remote.WithContext(ctx), dstAuth, remote.WithTransport(im.transport)}
 
 	targets := req.TargetTags

@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	blobfs "github.com/berth-dev/berth/internal/blob/fs"
@@ -30,18 +31,16 @@ import (
 // (its login server, a loopback port) and forwards that login server into
 // every container group's namespace. It implements registries.Host.
 type registryHost struct {
-	dir      *datadir.Dir
-	tls      *tls.Config
-	store    store.Store
-	ids      *identity.Service
-	key      *rsa.PrivateKey
-	clock    clock.Clock
-	log      *slog.Logger
-	rt       *containerd.Runtime
-	svc      *registries.Service // admin users, anonymous pull; nil for the default registry only
-	host     string              // loopback host of login servers
-	basePort int                 // new registries get the first free port above it
-	errc     chan<- error
+	dir   *datadir.Dir
+	tls   *tls.Config
+	store store.Store
+	ids   *identity.Service
+	key   *rsa.PrivateKey
+	clock clock.Clock
+	log   *slog.Logger
+	rt    *containerd.Runtime
+	svc   *registries.Service // admin users, anonymous pull; nil for the default registry only
+	errc  chan<- error
 
 	mu     sync.Mutex
 	served map[string]*servedRegistry // by lower-case name
@@ -61,46 +60,33 @@ const (
 
 var _ registries.Host = (*registryHost)(nil)
 
-func (h *registryHost) key0(name string) string { return toLower(name) }
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
+func key0(name string) string { return strings.ToLower(name) }
 
 // Serve implements registries.Host.
-func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) (string, error) {
+func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s := h.served[h.key0(r.Name)]; s != nil {
-		return s.login, nil
+	if s := h.served[key0(r.Name)]; s != nil {
+		return fmt.Errorf("registry %s is served already on %s: %w", r.Name, s.login, registries.ErrAddressInUse)
 	}
-	var ln net.Listener
-	var err error
 	login := r.LoginServer
-	if login != "" {
-		if ln, err = net.Listen("tcp", login); err != nil {
-			return "", fmt.Errorf("registry %s: login server %s: %w", r.Name, login, err)
-		}
-	} else {
-		if ln, login, err = h.freePort(); err != nil {
-			return "", fmt.Errorf("registry %s: %w", r.Name, err)
-		}
+	ln, err := net.Listen("tcp", login)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("registry %s: login server %s: %w", r.Name, login, registries.ErrAddressInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("registry %s: login server %s: %w", r.Name, login, err)
 	}
 	blobs, err := blobfs.New(h.dir.RegistryDir(r.Name))
 	if err != nil {
 		ln.Close()
-		return "", err
+		return err
 	}
 	name := r.Name
 	cfg := registry.Config{
 		Name: name, LoginServer: login, Blobs: blobs, Store: h.store,
 		Auth:       registryAuth{ids: h.ids, svc: h.svc, registry: name},
+		ID:         r.UID,
 		SigningKey: h.key, KeyID: "berth-registry", Clock: h.clock, Logger: h.log.With("registry", name),
 	}
 	if h.svc != nil {
@@ -110,7 +96,7 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) (strin
 	reg, err := registry.New(cfg)
 	if err != nil {
 		ln.Close()
-		return "", err
+		return err
 	}
 	srv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
@@ -129,34 +115,15 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) (strin
 	}
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	reg.StartGC(gcCtx, gcInterval, gcGrace)
-	h.served[h.key0(name)] = &servedRegistry{login: login, srv: srv, stopGC: stopGC}
-	return login, nil
-}
-
-// freePort listens on the first free port above basePort that no other
-// registry uses.
-func (h *registryHost) freePort() (net.Listener, string, error) {
-	used := map[string]bool{}
-	for _, s := range h.served {
-		used[s.login] = true
-	}
-	for p := h.basePort + 1; p < h.basePort+1000 && p < 65536; p++ {
-		addr := net.JoinHostPort(h.host, strconv.Itoa(p))
-		if used[addr] {
-			continue
-		}
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			return ln, addr, nil
-		}
-	}
-	return nil, "", errors.New("no free port for a login server")
+	h.served[key0(name)] = &servedRegistry{login: login, srv: srv, stopGC: stopGC}
+	return nil
 }
 
 // Stop implements registries.Host.
 func (h *registryHost) Stop(ctx context.Context, name string, purge bool) error {
 	h.mu.Lock()
-	s := h.served[h.key0(name)]
-	delete(h.served, h.key0(name))
+	s := h.served[key0(name)]
+	delete(h.served, key0(name))
 	h.mu.Unlock()
 	if s != nil {
 		s.stopGC()
@@ -164,7 +131,9 @@ func (h *registryHost) Stop(ctx context.Context, name string, purge bool) error 
 			h.rt.RemoveForward(s.login)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = s.srv.Shutdown(sctx)
+		if err := s.srv.Shutdown(sctx); err != nil {
+			_ = s.srv.Close() // requests still running are cut off
+		}
 		cancel()
 	}
 	if purge {
@@ -174,6 +143,19 @@ func (h *registryHost) Stop(ctx context.Context, name string, purge bool) error 
 		return os.RemoveAll(h.dir.RegistryDir(name))
 	}
 	return nil
+}
+
+// serves reports whether login is the login server of a registry berth
+// serves.
+func (h *registryHost) serves(login string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.served {
+		if strings.EqualFold(s.login, login) {
+			return true
+		}
+	}
+	return false
 }
 
 // Size implements registries.Host: the bytes under the registry's content

@@ -5,8 +5,10 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,15 +137,15 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, key: regKey, clock: clk,
-		log: log.With("part", "registry"), rt: rt, host: loginHost, basePort: basePort, errc: errc,
-		served: map[string]*servedRegistry{}}
+		log: log.With("part", "registry"), rt: rt, errc: errc, served: map[string]*servedRegistry{}}
 	closers = append(closers, rhost.Close)
-	if _, err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin}); err != nil {
+	if err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin,
+		UID: defaultRegistryUID(dir)}); err != nil {
 		return err
 	}
 	regs := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: rhost,
-		Importer: imageImporter{transport: registryTransport(dir)}, Log: log.With("part", "registries"),
-		Reserved: []string{datadir.DefaultRegistryName}}
+		Importer: imageImporter{transport: registryTransport(dir), local: rhost.serves}, Log: log.With("part", "registries"),
+		Reserved: []string{datadir.DefaultRegistryName}, LoginHost: loginHost, FirstPort: basePort + 1}
 	rhost.svc = regs
 	if err := regs.Start(ctx); err != nil {
 		return err
@@ -193,6 +195,13 @@ func listenTLS(addr string, cfg *tls.Config) (net.Listener, error) {
 		return nil, err
 	}
 	return tls.NewListener(ln, cfg), nil
+}
+
+// defaultRegistryUID identifies the default registry's incarnation: it
+// lives as long as the data directory's CA.
+func defaultRegistryUID(dir *datadir.Dir) string {
+	sum := sha256.Sum256(dir.PKI.CAPEM())
+	return "default-" + hex.EncodeToString(sum[:8])
 }
 
 // splitLogin splits a login server into host and port.

@@ -7,7 +7,7 @@
 //	├── blobs/
 //	│   ├── sha256/
 //	│   │   └── 3f/
-//	│   │       └── 3f2a…c9        committed blob, named by its full hex digest, mode 0444
+//	│   │       └── 3f2a…c9        committed blob, named by its full hex digest, mode 0400
 //	│   └── sha512/
 //	│       └── …                  same shape
 //	└── uploads/
@@ -19,9 +19,14 @@
 // A blob appears only by rename(2) of a verified, fsynced uploads/<id>/data into
 // blobs/, followed by an fsync of the target directory, so a reader (or a restart)
 // never sees a partial blob. hashstate is rewritten (write to a temporary file,
-// then rename) whenever a Writer closes; if it is missing, unreadable or does not
-// describe the whole data file (a crash between the two), Resume re-reads data to
-// rebuild the hash. Only one process may use a root at a time.
+// then rename) whenever a Writer that wrote closes, after data is fsynced (once per
+// Close, not per Write), so a saved state never describes bytes a crash could
+// lose; if it is missing, unreadable or does not describe the whole data file (a
+// crash after a Write, before Close), Resume re-reads data to rebuild the hash.
+// Only one process may use a root at a time.
+//
+// Only berth reads the files: directories are 0700, upload files 0600, blobs
+// 0400.
 package fs
 
 import (
@@ -42,9 +47,19 @@ import (
 	"github.com/berth-dev/berth/internal/blob"
 )
 
+// File modes: only berth reads the store.
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+	blobMode = 0o400
+)
+
 // Store keeps blobs as files under a root directory.
 type Store struct {
 	root string
+	// syncFile fsyncs an upload's data file; tests replace it to observe
+	// when data is made durable.
+	syncFile func(*os.File) error
 
 	mu   sync.Mutex
 	busy map[string]bool // upload ids held by a Writer
@@ -54,9 +69,9 @@ var _ blob.Store = (*Store)(nil)
 
 // New opens (creating if needed) a store rooted at dir.
 func New(dir string) (*Store, error) {
-	s := &Store{root: dir, busy: map[string]bool{}}
+	s := &Store{root: dir, busy: map[string]bool{}, syncFile: (*os.File).Sync}
 	for _, d := range []string{s.root, filepath.Join(s.root, "blobs"), s.uploadsDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, fmt.Errorf("blob/fs: %w", err)
 		}
 	}
@@ -208,13 +223,13 @@ func (s *Store) Create(ctx context.Context, id string, alg digest.Algorithm) (bl
 
 func (s *Store) create(id string, alg digest.Algorithm) (*writer, error) {
 	dir := s.uploadDir(id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, dirMode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("%w: upload %s", blob.ErrAlreadyExists, id)
 		}
 		return nil, fmt.Errorf("blob/fs: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("blob/fs: %w", err)
@@ -283,6 +298,9 @@ func (w *writer) restoreHash() error {
 		}
 		w.hash.Reset()
 	}
+	// The bytes beyond the saved state may not be on disk yet (the process
+	// died, not the machine): the next Close syncs them before saving.
+	w.dirty = true
 	return w.rehash(w.hash)
 }
 
@@ -327,6 +345,8 @@ type writer struct {
 	hash hash.Hash
 	size int64
 	done bool
+	// dirty: data holds bytes the saved hash state does not describe.
+	dirty bool
 }
 
 func (w *writer) path(name string) string { return filepath.Join(w.s.uploadDir(w.id), name) }
@@ -342,6 +362,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.hash.Write(p[:n])
 	w.size += int64(n)
+	if n > 0 {
+		w.dirty = true
+	}
 	return n, err
 }
 
@@ -360,7 +383,7 @@ func (w *writer) saveState() error {
 		return fmt.Errorf("blob/fs: save hash state: %w", err)
 	}
 	tmp := w.path("hashstate.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, fileMode); err != nil {
 		return fmt.Errorf("blob/fs: save hash state: %w", err)
 	}
 	if err := os.Rename(tmp, w.path("hashstate")); err != nil {
@@ -375,7 +398,16 @@ func (w *writer) Close() error {
 	}
 	w.done = true
 	defer w.s.releaseID(w.id)
-	err := w.saveState()
+	var err error
+	if w.dirty {
+		// Data first: a saved state must never describe bytes a crash can
+		// lose, or Commit would trust a hash of data that is not there.
+		if err = w.s.syncFile(w.f); err != nil {
+			err = fmt.Errorf("blob/fs: sync upload %s: %w", w.id, err)
+		} else {
+			err = w.saveState()
+		}
+	}
 	if cerr := w.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("blob/fs: %w", cerr)
 	}
@@ -447,7 +479,7 @@ func (w *writer) publish(d digest.Digest) error {
 		w.f.Close()
 		return w.removeUpload()
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.s.syncFile(w.f); err != nil {
 		return fmt.Errorf("blob/fs: sync upload %s: %w", w.id, err)
 	}
 	if err := w.f.Close(); err != nil {
@@ -459,7 +491,7 @@ func (w *writer) publish(d digest.Digest) error {
 	if err := os.Rename(w.path("data"), target); err != nil {
 		return fmt.Errorf("blob/fs: commit upload %s: %w", w.id, err)
 	}
-	_ = os.Chmod(target, 0o444) // best effort: blobs are immutable, the mode only says so
+	_ = os.Chmod(target, blobMode) // best effort: blobs are immutable, the mode only says so
 	if err := syncDir(filepath.Dir(target)); err != nil {
 		return err
 	}
@@ -483,7 +515,7 @@ func mkdirSynced(dir string) error {
 	if err := mkdirSynced(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("blob/fs: %w", err)
 	}
 	return syncDir(parent)

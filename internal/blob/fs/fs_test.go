@@ -62,8 +62,8 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o444 {
-		t.Errorf("blob mode = %v, want 0444", fi.Mode().Perm())
+	if fi.Mode().Perm() != 0o400 {
+		t.Errorf("blob mode = %v, want 0400", fi.Mode().Perm())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "uploads", "u1")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("upload dir left behind: %v", err)
@@ -129,5 +129,52 @@ func TestResumeStaleHashState(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Only berth reads the store: directories 0700, upload files 0600, blobs
+// 0400, whatever the umask allows.
+func TestFileModes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "store")
+	s := newStore(t, root)
+	w, err := s.Create(ctx, "modes", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "modes")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("committed")
+	w, _ = s.Create(ctx, "committed", "")
+	io.WriteString(w, "committed")
+	if err := w.Commit(ctx, -1, d); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		switch {
+		case e.IsDir():
+			want = 0o700
+		case filepath.Base(p) == d.Encoded():
+			want = 0o400
+		}
+		if fi.Mode().Perm() != want {
+			rel, _ := filepath.Rel(root, p)
+			t.Errorf("%s: mode %v, want %v", rel, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
