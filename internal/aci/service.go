@@ -144,7 +144,7 @@ func (s *Service) Start(ctx context.Context) error {
 				return err
 			}
 			resuming[g.OperationID] = true
-			s.launch(k, f, g)
+			s.launch(k, f, g, true)
 		}
 	}
 	// Settle write operations nobody resumes.
@@ -291,7 +291,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*Group, bool, *
 		s.release(k, f)
 		return nil, false, nil, err
 	}
-	s.launch(k, f, g.clone())
+	s.launch(k, f, g.clone(), false)
 	return g, created, op, nil
 }
 
@@ -325,19 +325,19 @@ func checkUpdate(old, g *Group) error {
 func normLoc(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
 
 // launch provisions g in the background under the flight f.
-func (s *Service) launch(k string, f *flight, g *Group) {
+func (s *Service) launch(k string, f *flight, g *Group, resume bool) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.release(k, f)
-		s.provision(f.ctx, g)
+		s.provision(f.ctx, g, resume)
 	}()
 }
 
 // provision deletes the runtime groups g replaces, creates g's, and settles
 // the group's state and its operation in one transaction. If berth shuts
 // down meanwhile, nothing is settled: Start resumes it.
-func (s *Service) provision(ctx context.Context, g *Group) {
+func (s *Service) provision(ctx context.Context, g *Group, resume bool) {
 	for _, old := range g.Replaces {
 		if err := s.Runtime.DeleteGroup(ctx, old); err != nil {
 			if ctx.Err() == nil {
@@ -353,9 +353,12 @@ func (s *Service) provision(ctx context.Context, g *Group) {
 	if ok, _ := s.update(context.Background(), g, func(_ store.Tx, g *Group) error { g.ProvisioningState = Creating; return nil }); !ok {
 		return
 	}
-	// A previous run may have left a half-created runtime group behind.
-	if err := s.Runtime.DeleteGroup(ctx, g.RuntimeID); err != nil && ctx.Err() == nil {
-		s.logf("clear runtime group %s: %v", g.RuntimeID, err)
+	// A previous run may have left a half-created runtime group behind (a
+	// fresh create has a new runtime id: nothing to clear).
+	if resume {
+		if err := s.Runtime.DeleteGroup(ctx, g.RuntimeID); err != nil && ctx.Err() == nil {
+			s.logf("clear runtime group %s: %v", g.RuntimeID, err)
+		}
 	}
 	cctx, cancel := context.WithTimeoutCause(ctx, provisioningTimeout, errProvisioningTimeout)
 	st, err := s.Runtime.CreateGroup(cctx, s.runtimeSpec(g))
