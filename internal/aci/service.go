@@ -690,23 +690,15 @@ func (s *Service) SetTags(ctx context.Context, sub, rg, name string, tags map[st
 }
 
 func getGroup(tx store.Tx, sub, rg, name string) (*Group, error) {
-	b, err := tx.Get(tableGroups, key(sub, rg, name))
+	g, err := store.GetJSON[Group](tx, tableGroups, key(sub, rg, name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, NotFound(rg, name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	g := new(Group)
-	return g, json.Unmarshal(b, g)
+	return g, err
 }
 
 func putGroup(tx store.Tx, g *Group) error {
-	b, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	return tx.Put(tableGroups, key(g.Subscription, g.ResourceGroup, g.Name), b)
+	return store.PutJSON(tx, tableGroups, key(g.Subscription, g.ResourceGroup, g.Name), g)
 }
 
 // forgetRuntime drops what is stored about one runtime group: its owner

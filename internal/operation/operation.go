@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,25 +121,12 @@ func (t *Tracker) InProgress(ctx context.Context) ([]*Operation, error) {
 	return ops, err
 }
 
-func putTx(tx store.Tx, op *Operation) error {
-	b, err := json.Marshal(op)
-	if err != nil {
-		return err
-	}
-	return tx.Put(table, op.ID, b)
-}
+func putTx(tx store.Tx, op *Operation) error { return store.PutJSON(tx, table, op.ID, op) }
 
 func get(tx store.Tx, id string) (*Operation, error) {
-	b, err := tx.Get(table, id)
+	op, err := store.GetJSON[Operation](tx, table, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.New(apierr.NotFound, "OperationNotFound", "The operation '%s' could not be found.", id)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var op Operation
-	if err := json.Unmarshal(b, &op); err != nil {
-		return nil, fmt.Errorf("decode operation %s: %w", id, err)
-	}
-	return &op, nil
+	return op, err
 }

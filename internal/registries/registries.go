@@ -612,23 +612,15 @@ func (s *Service) ResolveSource(ctx context.Context, resourceID string) (string,
 }
 
 func get(tx store.Tx, sub, rg, name string) (*Registry, error) {
-	b, err := tx.Get(tableRegistries, key(sub, rg, name))
+	r, err := store.GetJSON[Registry](tx, tableRegistries, key(sub, rg, name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, NotFound(rg, name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var r Registry
-	return &r, json.Unmarshal(b, &r)
+	return r, err
 }
 
 func put(tx store.Tx, r *Registry) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return tx.Put(tableRegistries, key(r.Subscription, r.ResourceGroup, r.Name), b)
+	return store.PutJSON(tx, tableRegistries, key(r.Subscription, r.ResourceGroup, r.Name), r)
 }
 
 func canonical(v string, allowed []string) (string, bool) {

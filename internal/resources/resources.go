@@ -372,21 +372,13 @@ func NotFound(name string) *apierr.Error {
 }
 
 func getRG(tx store.Tx, sub, name string) (*ResourceGroup, error) {
-	b, err := tx.Get(tableRGs, rgKey(sub, name))
+	g, err := store.GetJSON[ResourceGroup](tx, tableRGs, rgKey(sub, name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, NotFound(name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var g ResourceGroup
-	return &g, json.Unmarshal(b, &g)
+	return g, err
 }
 
 func putRG(tx store.Tx, g *ResourceGroup) error {
-	b, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	return tx.Put(tableRGs, rgKey(g.Subscription, g.Name), b)
+	return store.PutJSON(tx, tableRGs, rgKey(g.Subscription, g.Name), g)
 }
