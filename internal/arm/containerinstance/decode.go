@@ -53,16 +53,11 @@ type putEnv struct {
 }
 
 type putResource struct {
-	Requests *putRequests `json:"requests"`
-	Limits   *putLimits   `json:"limits"`
+	Requests *putCPUMemory `json:"requests"`
+	Limits   *putCPUMemory `json:"limits"`
 }
 
-type putRequests struct {
-	MemoryInGB *float64 `json:"memoryInGB"`
-	CPU        *float64 `json:"cpu"`
-}
-
-type putLimits struct {
+type putCPUMemory struct {
 	MemoryInGB *float64 `json:"memoryInGB"`
 	CPU        *float64 `json:"cpu"`
 }
