@@ -110,8 +110,22 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// Record what has arrived in one transaction (one fsync) at a time.
 		for ev := range events {
-			s.record(ev)
+			batch := []runtime.Event{ev}
+		drain:
+			for len(batch) < 64 {
+				select {
+				case more, ok := <-events:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, more)
+				default:
+					break drain
+				}
+			}
+			s.record(batch...)
 		}
 	}()
 	s.Resources.OnDeleteGroup(s.deleteAllIn)
@@ -755,9 +769,23 @@ func (s *Service) update(ctx context.Context, g *Group, fn func(store.Tx, *Group
 // record folds a runtime event into the stored events of its container, if
 // a container group still owns that runtime group. Repeats of an event
 // (same name and message) are folded into one entry with a count.
-func (s *Service) record(ev runtime.Event) {
+func (s *Service) record(evs ...runtime.Event) {
+	err := s.Store.Update(context.Background(), func(tx store.Tx) error {
+		for _, ev := range evs {
+			if err := recordTx(tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.logf("record events: %v", err)
+	}
+}
+
+func recordTx(tx store.Tx, ev runtime.Event) error {
 	if ev.Kind == runtime.EventExited {
-		return // exits show in the container state, not as ACI events
+		return nil // exits show in the container state, not as ACI events
 	}
 	name := string(ev.Kind)
 	typ := "Normal"
@@ -766,35 +794,26 @@ func (s *Service) record(ev runtime.Event) {
 	}
 	t := ev.Time.UTC().Truncate(time.Second)
 	k := ev.GroupID + "/" + ev.Container
-	err := s.Store.Update(context.Background(), func(tx store.Tx) error {
-		if _, err := tx.Get(tableRuntime, ev.GroupID); errors.Is(err, store.ErrNotFound) {
-			return nil // deleted, or not ours
-		} else if err != nil {
-			return err
-		}
-		var list []Event
-		if b, err := tx.Get(tableEvents, k); err == nil {
-			_ = json.Unmarshal(b, &list)
-		}
-		e := Event{Count: 1, FirstTimestamp: t, Name: name, Message: ev.Message, Type: typ}
-		if i := slices.IndexFunc(list, func(x Event) bool { return x.Name == name && x.Message == ev.Message }); i >= 0 {
-			e.Count, e.FirstTimestamp = list[i].Count+1, list[i].FirstTimestamp
-			list = slices.Delete(list, i, i+1)
-		}
-		e.LastTimestamp = t
-		list = append(list, e)
-		if len(list) > maxEvents {
-			list = list[len(list)-maxEvents:]
-		}
-		b, err := json.Marshal(list)
-		if err != nil {
-			return err
-		}
-		return tx.Put(tableEvents, k, b)
-	})
-	if err != nil {
-		s.logf("record event: %v", err)
+	if _, err := tx.Get(tableRuntime, ev.GroupID); errors.Is(err, store.ErrNotFound) {
+		return nil // deleted, or not ours
+	} else if err != nil {
+		return err
 	}
+	var list []Event
+	if b, err := tx.Get(tableEvents, k); err == nil {
+		_ = json.Unmarshal(b, &list)
+	}
+	e := Event{Count: 1, FirstTimestamp: t, Name: name, Message: ev.Message, Type: typ}
+	if i := slices.IndexFunc(list, func(x Event) bool { return x.Name == name && x.Message == ev.Message }); i >= 0 {
+		e.Count, e.FirstTimestamp = list[i].Count+1, list[i].FirstTimestamp
+		list = slices.Delete(list, i, i+1)
+	}
+	e.LastTimestamp = t
+	list = append(list, e)
+	if len(list) > maxEvents {
+		list = list[len(list)-maxEvents:]
+	}
+	return store.PutJSON(tx, tableEvents, k, list)
 }
 
 func (s *Service) events(ctx context.Context, runtimeID string) (map[string][]Event, error) {

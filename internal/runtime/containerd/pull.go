@@ -2,12 +2,14 @@ package containerd
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +71,32 @@ func sameRegistry(server, host string) bool {
 // resolver returns a docker resolver answering registry challenges (Basic, or
 // Bearer through the token endpoint) with creds matched by registry host.
 func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver {
-	authorizer := docker.NewDockerAuthorizer(
+	return docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(
+			docker.WithClient(r.httpClient),
+			docker.WithAuthorizer(r.authorizer(creds))),
+	})
+}
+
+// authorizer returns the authorizer for a set of credentials, shared by
+// pulls with the same credentials so that registry tokens are reused until
+// they expire instead of fetched for every pull.
+func (r *Runtime) authorizer(creds []runtime.RegistryCredential) docker.Authorizer {
+	h := sha256.New()
+	for _, c := range creds {
+		fmt.Fprintf(h, "%q %q %q\n", c.Server, c.Username, c.Password)
+	}
+	key := string(h.Sum(nil))
+	r.authMu.Lock()
+	defer r.authMu.Unlock()
+	if a, ok := r.authorizers[key]; ok {
+		return a
+	}
+	if len(r.authorizers) >= 128 {
+		clear(r.authorizers)
+	}
+	creds = slices.Clone(creds)
+	a := docker.NewDockerAuthorizer(
 		docker.WithAuthClient(r.httpClient),
 		docker.WithAuthCreds(func(host string) (string, string, error) {
 			for _, c := range creds {
@@ -79,11 +106,8 @@ func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver 
 			}
 			return "", "", nil
 		}))
-	return docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(
-			docker.WithClient(r.httpClient),
-			docker.WithAuthorizer(authorizer)),
-	})
+	r.authorizers[key] = a
+	return a
 }
 
 // registryClient returns the HTTP client for registries: it trusts the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	clog "github.com/containerd/log"
 	"github.com/sirupsen/logrus"
@@ -132,6 +133,9 @@ type Runtime struct {
 
 	fwMu     sync.Mutex // serialises changes to forwards
 	forwards []Forward
+
+	authMu      sync.Mutex
+	authorizers map[string]docker.Authorizer // by hash of a credential set
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -191,6 +195,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(r.nsctx(context.Background()))
 	r.forwards = append([]Forward(nil), cfg.Forwards...)
+	r.authorizers = map[string]docker.Authorizer{}
 	return r, nil
 }
 
