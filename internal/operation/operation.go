@@ -130,3 +130,30 @@ func get(tx store.Tx, id string) (*Operation, error) {
 	}
 	return op, err
 }
+
+// Prune deletes operations that finished before cutoff (clients stop
+// polling long before) and reports how many it deleted.
+func (t *Tracker) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	var n int
+	err := t.Store.Update(ctx, func(tx store.Tx) error {
+		var old []string
+		err := tx.Scan(table, "", func(k string, v []byte) bool {
+			var op Operation
+			if json.Unmarshal(v, &op) == nil && op.Done() && op.EndTime.Before(cutoff) {
+				old = append(old, k)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := tx.Delete(table, k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}

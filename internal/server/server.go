@@ -172,6 +172,21 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	closers = append(closers, res.Close)
 
+	// Finished operations are kept a day (clients stop polling long before).
+	go func() {
+		for t := time.NewTicker(time.Hour); ; {
+			if _, err := ops.Prune(ctx, clk.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("prune operations", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
 	front.identity = ids
 	front.arm = armSrv
 	ready.Store(true)
