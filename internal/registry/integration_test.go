@@ -214,7 +214,7 @@ func TestSkopeo(t *testing.T) {
 	t.Parallel()
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
-		t.Skip("skopeo is not installed on this machine (apt-get install skopeo); CI installs it")
+		t.Fatal("skopeo is not installed: run `make test` (it installs skopeo) or apt-get install skopeo")
 	}
 	e := newEnv(t, realStores(t))
 	img := e.ggcrPush("skopeo/src", "v1")

@@ -85,7 +85,7 @@ func (a tokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, containerd)")
+		t.Fatal("needs root (network namespaces, containerd): run `make test` as root, as CI does")
 	}
 }
 
