@@ -681,7 +681,7 @@ func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tai
 	if !slices.ContainsFunc(g.Containers, func(c Container) bool { return c.Name == container }) {
 		return "", apierr.New(apierr.NotFound, "ContainerNotFound", "The container '%s' could not be found in container group '%s'.", container, g.Name)
 	}
-	b, err := s.Runtime.Logs(ctx, g.RuntimeID, container, tail)
+	b, err := runtime.ReadLogs(ctx, s.Runtime, g.RuntimeID, container, runtime.LogOptions{Tail: tail})
 	if errors.Is(err, runtime.ErrNotFound) {
 		return "", nil // not started yet
 	}

@@ -18,6 +18,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -27,9 +28,29 @@ var (
 	// ErrNotFound: no group with that id (or no container with that name).
 	ErrNotFound = errors.New("runtime: not found")
 	// ErrImagePull: an image could not be resolved or pulled (unknown image,
-	// denied, registry unreachable). The wrapped message says which image.
+	// denied, registry unreachable). Returned wrapped in an *ImageError that
+	// names the image.
 	ErrImagePull = errors.New("runtime: image pull failed")
+	// ErrInitContainer: an init container exited non-zero (or could not
+	// start); the group does not start. Wrapped with the container's name.
+	ErrInitContainer = errors.New("runtime: init container failed")
+	// ErrVolume: a volume could not be prepared (git clone failed, …).
+	ErrVolume = errors.New("runtime: volume failed")
+	// ErrUnsupported: the implementation cannot do this (e.g. GPUs requested
+	// and the runtime configured to refuse them).
+	ErrUnsupported = errors.New("runtime: unsupported")
 )
+
+// ImageError is a failed pull of Image; it wraps ErrImagePull.
+type ImageError struct {
+	Image string
+	Err   error
+}
+
+func (e *ImageError) Error() string { return "image " + e.Image + ": " + e.Err.Error() }
+
+// Unwrap returns ErrImagePull and the cause.
+func (e *ImageError) Unwrap() []error { return []error{ErrImagePull, e.Err} }
 
 // RestartPolicy is ACI's restart policy.
 type RestartPolicy string
@@ -41,7 +62,9 @@ const (
 )
 
 // GroupSpec is what a group should run. It is the runtime's own type: the
-// service layer translates its domain model into it.
+// service layer translates its domain model into it. It never names a host
+// path: volumes and networks are described by kind and the runtime decides
+// where they live.
 type GroupSpec struct {
 	// ID identifies the group in the runtime; unique and stable for the life
 	// of the group (not reused after delete). Safe for file names and
@@ -50,12 +73,29 @@ type GroupSpec struct {
 	// Labels are free-form and stored with the group (for humans and tools).
 	Labels        map[string]string
 	RestartPolicy RestartPolicy
-	Containers    []ContainerSpec
+	// InitContainers run one after another, each to completion (exit 0),
+	// before Containers start. One that fails fails the group (see
+	// ErrInitContainer). Their names are distinct from the containers'.
+	InitContainers []ContainerSpec
+	Containers     []ContainerSpec
+	// Volumes can be mounted by the containers and init containers (by name).
+	Volumes []VolumeSpec
+	// DNS, when set, becomes the group's resolv.conf; nil: the runtime's
+	// default (berth's DNS server when it runs one, else the host's).
+	DNS *DNSSpec
+	// Network names the network the group joins: "" is the default (public)
+	// network; otherwise a network added with the runtime's network
+	// management (a virtual-network subnet).
+	Network string
 	// Credentials are tried for image pulls whose registry host equals Server.
 	Credentials []RegistryCredential
+	// ResolveCredential, when set, is asked at every pull (including re-pulls
+	// after a restart) for the credential of a registry host, before
+	// Credentials; ok false means it has none for host.
+	ResolveCredential func(ctx context.Context, host string) (cred RegistryCredential, ok bool, err error)
 }
 
-// ContainerSpec is one container of a group.
+// ContainerSpec is one container (or init container) of a group.
 type ContainerSpec struct {
 	Name string
 	// Image is a reference such as "127.0.0.1:7444/app:v1" or
@@ -68,9 +108,21 @@ type ContainerSpec struct {
 	CPU float64
 	// MemoryBytes is the cap; 0 = no cap.
 	MemoryBytes int64
+	// GPUs is the number of GPUs requested (0: none). Without GPUs on the
+	// host the runtime runs the container without a device and emits a
+	// Warning event saying so.
+	GPUs int
 	// Ports the container listens on (informational: every port of the
 	// group's address is reachable from the host).
 	Ports []Port
+	// Mounts are volumes of the group mounted into the container.
+	Mounts []Mount
+	// Security adjusts the process's privileges; nil: the defaults.
+	Security *SecurityContext
+	// Liveness restarts the container when it fails; Readiness decides
+	// ContainerStatus.Ready. nil: none (always live, ready once running).
+	Liveness  *Probe
+	Readiness *Probe
 }
 
 // EnvVar is an environment variable given to the container.
@@ -89,6 +141,97 @@ type RegistryCredential struct {
 	Password string
 }
 
+// VolumeKind says what a volume is.
+type VolumeKind string
+
+const (
+	// VolumeEmptyDir is an empty directory shared by the group's
+	// containers, gone with the group.
+	VolumeEmptyDir VolumeKind = "EmptyDir"
+	// VolumeSecret holds Files on memory-backed storage, readable by the
+	// owner only, gone with the group.
+	VolumeSecret VolumeKind = "Secret"
+	// VolumeGitRepo is a clone of GitRepo made before the containers start.
+	VolumeGitRepo VolumeKind = "GitRepo"
+	// VolumeShare is a persistent share kept by the runtime, keyed by
+	// Share.Account and Share.Name: every group mounting the same key sees
+	// the same files, and they outlive the group.
+	VolumeShare VolumeKind = "Share"
+)
+
+// VolumeSpec is one volume of a group.
+type VolumeSpec struct {
+	Name string
+	Kind VolumeKind
+	// Files are a secret volume's contents (decoded), by file name.
+	Files   map[string][]byte
+	GitRepo *GitRepoSpec
+	Share   *ShareSpec
+}
+
+// GitRepoSpec is a repository to clone.
+type GitRepoSpec struct {
+	Repository string // a URL git can clone (file://, or one berth reaches)
+	Directory  string // "" or "." clones into the volume's root
+	Revision   string // commit, branch or tag; "": the default branch
+}
+
+// ShareSpec names a persistent share.
+type ShareSpec struct {
+	Account  string
+	Name     string
+	ReadOnly bool // every mount of this volume is read-only
+}
+
+// Mount puts a volume of the group at Path inside a container.
+type Mount struct {
+	Volume   string
+	Path     string
+	ReadOnly bool
+}
+
+// SecurityContext is ACI's container securityContext. nil pointers keep the
+// runtime's defaults.
+type SecurityContext struct {
+	Privileged               *bool
+	AllowPrivilegeEscalation *bool
+	RunAsUser                *int64
+	RunAsGroup               *int64
+	CapabilitiesAdd          []string // e.g. "NET_ADMIN" (with or without CAP_)
+	CapabilitiesDrop         []string // "ALL" drops every capability
+	// SeccompProfile is a base64-encoded seccomp profile (JSON, as ACI
+	// takes it); "": the runtime's default profile.
+	SeccompProfile string
+}
+
+// DNSSpec is a group's resolver configuration.
+type DNSSpec struct {
+	Nameservers []string
+	Search      []string
+	Options     []string
+}
+
+// Probe checks a container. Exactly one of Exec and HTTPGet is set.
+type Probe struct {
+	Exec    []string
+	HTTPGet *HTTPGetProbe
+	// Timings in seconds; zero values take ACI's defaults (initial delay 0,
+	// period 10, failure threshold 3, success threshold 1, timeout 1).
+	InitialDelaySeconds int
+	PeriodSeconds       int
+	FailureThreshold    int
+	SuccessThreshold    int
+	TimeoutSeconds      int
+}
+
+// HTTPGetProbe is an HTTP GET against the group's address.
+type HTTPGetProbe struct {
+	Path    string
+	Port    int
+	Scheme  string // "http" (default) or "https"
+	Headers map[string]string
+}
+
 // State is a container's state in ACI's vocabulary.
 type State string
 
@@ -105,7 +248,8 @@ type ContainerState struct {
 	FinishTime time.Time // zero unless Terminated
 	ExitCode   int       // meaningful when Terminated
 	// DetailStatus is ACI's detail: "" while running, "Completed" for exit
-	// code 0, "Error" otherwise, "CrashLoopBackOff" while waiting to restart.
+	// code 0, "Error" otherwise, "OOMKilled" when killed over its memory
+	// limit, "CrashLoopBackOff" while waiting to restart.
 	DetailStatus string
 }
 
@@ -115,14 +259,18 @@ type ContainerStatus struct {
 	Current      ContainerState
 	Previous     *ContainerState // nil before the first restart
 	RestartCount int
+	// Ready is the readiness probe's verdict (true while running when the
+	// container has no readiness probe).
+	Ready bool
 }
 
 // GroupStatus is the live state of a group as the runtime sees it now.
 type GroupStatus struct {
 	ID string
 	// IP is the group's address (in berth's bridge subnet); "" if none.
-	IP         string
-	Containers []ContainerStatus
+	IP             string
+	InitContainers []ContainerStatus
+	Containers     []ContainerStatus
 }
 
 // EventKind names what happened. The names are ACI's event names.
@@ -136,6 +284,13 @@ const (
 	EventExited  EventKind = "Exited"  // process exited; see ExitCode
 	EventKilling EventKind = "Killing" // being stopped by berth
 	EventBackOff EventKind = "BackOff" // waiting before a restart (Warning)
+	// EventUnhealthy: a liveness or readiness probe failed (Warning).
+	EventUnhealthy EventKind = "Unhealthy"
+	// EventWarning: something the user should know that is not a failure,
+	// e.g. a GPU requested on a host without one (Warning).
+	EventWarning EventKind = "Warning"
+	// EventFailedMount: a volume could not be prepared (Warning).
+	EventFailedMount EventKind = "FailedMount"
 )
 
 // Event is something that happened to a container of a group.
@@ -149,15 +304,52 @@ type Event struct {
 	Time      time.Time
 }
 
+// LogOptions select what Logs returns.
+type LogOptions struct {
+	// Tail > 0 keeps only the last Tail lines.
+	Tail int
+	// Timestamps prefixes each line with the time it was written
+	// (RFC 3339 with nanoseconds, UTC, then a space), as ACI's listLogs
+	// timestamps=true does.
+	Timestamps bool
+	// Follow keeps the stream open, delivering new output as it is written,
+	// until ctx ends, the reader is closed, or the container's group is
+	// deleted.
+	Follow bool
+}
+
+// ExecOptions describe a process to run in a running container.
+type ExecOptions struct {
+	Command []string
+	// TTY allocates a terminal of Cols x Rows (stdout and stderr merged).
+	TTY        bool
+	Cols, Rows uint16
+}
+
+// ExecSession is a process started by Exec. Its output (stdout and stderr
+// merged) is read from Output until EOF, which comes when the process ends.
+type ExecSession interface {
+	// Stdin feeds the process; Close it to send EOF.
+	Stdin() io.WriteCloser
+	Output() io.Reader
+	// Resize changes the terminal size (TTY sessions).
+	Resize(cols, rows uint16) error
+	// Wait waits for the process to end and returns its exit code.
+	Wait(ctx context.Context) (int, error)
+	// Close kills the process if it still runs and releases it.
+	Close() error
+}
+
 // Runtime runs container groups.
 type Runtime interface {
-	// CreateGroup creates the sandbox, pulls every image (in order), then
-	// creates and starts every container. It returns the group's status once
-	// all containers have been started, or an error (ErrImagePull wrapped for
-	// pull failures); on error nothing of the group is left running and no
-	// address is held, but events already emitted stay emitted. Creating an id
-	// that exists fails. Cost: a pull per image that is not cached, tens of
-	// milliseconds per container otherwise.
+	// CreateGroup creates the sandbox, pulls every image (in order), runs
+	// the init containers to completion one after another, then creates and
+	// starts every container. It returns the group's status once all
+	// containers have been started, or an error (an *ImageError for pull
+	// failures, ErrInitContainer, ErrVolume); on error nothing of the group
+	// is left running and no address is held, but events already emitted
+	// stay emitted. Creating an id that exists fails. Cost: a pull per image
+	// that is not cached, tens of milliseconds per container otherwise.
 	CreateGroup(ctx context.Context, spec GroupSpec) (GroupStatus, error)
 
 	// RecoverGroup re-adopts a group after berth restarted: containers still
@@ -167,13 +359,23 @@ type Runtime interface {
 	// Returns the status after recovery.
 	RecoverGroup(ctx context.Context, spec GroupSpec) (GroupStatus, error)
 
+	// RestartGroup restarts every container of a running group in place:
+	// same sandbox and address, init containers run again first, restart
+	// counts kept. ErrNotFound if the group does not exist.
+	RestartGroup(ctx context.Context, spec GroupSpec) (GroupStatus, error)
+
 	// Status reports the live state, read from the runtime (not cached).
 	// ErrNotFound if the group does not exist.
 	Status(ctx context.Context, id string) (GroupStatus, error)
 
-	// Logs returns the container's combined stdout/stderr. tail > 0 keeps
-	// only the last tail lines. ErrNotFound for unknown group or container.
-	Logs(ctx context.Context, id, container string, tail int) ([]byte, error)
+	// Logs streams the container's combined stdout/stderr (init containers
+	// included). ErrNotFound for unknown group or container. The caller
+	// closes the reader.
+	Logs(ctx context.Context, id, container string, opts LogOptions) (io.ReadCloser, error)
+
+	// Exec starts a process in a running container. ErrNotFound for an
+	// unknown group or container, or one that is not running.
+	Exec(ctx context.Context, id, container string, opts ExecOptions) (ExecSession, error)
 
 	// ListGroups returns the ids of every group the runtime holds, in no
 	// particular order (berth sweeps groups no stored container group
@@ -193,4 +395,16 @@ type Runtime interface {
 	// Close stops watching; containers keep running (they are re-adopted by
 	// RecoverGroup on the next start).
 	Close() error
+}
+
+// ReadLogs reads a container's whole log (not following) into memory: a
+// convenience for callers that want bytes, such as listLogs.
+func ReadLogs(ctx context.Context, rt Runtime, id, container string, opts LogOptions) ([]byte, error) {
+	opts.Follow = false
+	rc, err := rt.Logs(ctx, id, container, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
 }

@@ -306,7 +306,7 @@ func TestNetworking(t *testing.T) {
 		st := runtimetest.WaitStatus(t, rt, spec.ID, "client done", func(st runtime.GroupStatus) bool {
 			return st.Containers[1].Current.State == runtime.StateTerminated
 		})
-		logs, _ := rt.Logs(ctx, spec.ID, "client", 0)
+		logs, _ := runtime.ReadLogs(ctx, rt, spec.ID, "client", runtime.LogOptions{})
 		if c := st.Containers[1]; c.Current.ExitCode != 0 || !strings.Contains(string(logs), `"MARK":"served-by-web"`) {
 			t.Errorf("client: %+v, logs %q", c.Current, logs)
 		}
@@ -329,7 +329,7 @@ func TestNetworking(t *testing.T) {
 		go srv.Serve(l)
 		defer srv.Close()
 		runtimetest.WaitStatus(t, rt, spec.ID, "fetched", runtimetest.Terminated)
-		if logs, _ := rt.Logs(ctx, spec.ID, "web", 0); string(logs) != "served by the host" {
+		if logs, _ := runtime.ReadLogs(ctx, rt, spec.ID, "web", runtime.LogOptions{}); string(logs) != "served by the host" {
 			t.Errorf("container fetched %q", logs)
 		}
 		if _, err := rt.Listen("nosuchgroup", "tcp", "127.0.0.1:7444"); !errors.Is(err, runtime.ErrNotFound) {
@@ -565,7 +565,7 @@ func TestRestartReadopts(t *testing.T) {
 	})
 	getJSON(t, "http://"+stIP+":8080/", &env)
 
-	logs, err := rt2.Logs(ctx, stays.ID, "web", 0)
+	logs, err := runtime.ReadLogs(ctx, rt2, stays.ID, "web", runtime.LogOptions{})
 	if err != nil || strings.Count(string(logs), "listening on :8080") != 2 {
 		t.Errorf("logs across runs = %q, %v; want two runs", logs, err)
 	}
@@ -679,7 +679,7 @@ func TestForwards(t *testing.T) {
 	}
 	ready.Store(true)
 	st := runtimetest.WaitStatus(t, rt, spec.ID, "fetched", runtimetest.Terminated)
-	if logs, _ := rt.Logs(ctx, spec.ID, "web", 0); st.Containers[0].Current.ExitCode != 0 || string(logs) != "host service" {
+	if logs, _ := runtime.ReadLogs(ctx, rt, spec.ID, "web", runtime.LogOptions{}); st.Containers[0].Current.ExitCode != 0 || string(logs) != "host service" {
 		t.Fatalf("container fetched %q through the forward (exit %d)", logs, st.Containers[0].Current.ExitCode)
 	}
 }
@@ -707,7 +707,7 @@ func TestAddForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := runtimetest.WaitStatus(t, rt, spec.ID, "fetched", runtimetest.Terminated)
-	if logs, _ := rt.Logs(ctx, spec.ID, "web", 0); st.Containers[0].Current.ExitCode != 0 || string(logs) != "added later" {
+	if logs, _ := runtime.ReadLogs(ctx, rt, spec.ID, "web", runtime.LogOptions{}); st.Containers[0].Current.ExitCode != 0 || string(logs) != "added later" {
 		t.Fatalf("container fetched %q (exit %d)", logs, st.Containers[0].Current.ExitCode)
 	}
 	rt.RemoveForward(addr)
@@ -742,7 +742,7 @@ func TestForwardYieldsToDeclaredPort(t *testing.T) {
 	st := runtimetest.WaitStatus(t, rt, spec.ID, "client done", func(st runtime.GroupStatus) bool {
 		return st.Containers[1].Current.State == runtime.StateTerminated
 	})
-	logs, _ := rt.Logs(context.Background(), spec.ID, "client", 0)
+	logs, _ := runtime.ReadLogs(context.Background(), rt, spec.ID, "client", runtime.LogOptions{})
 	if st.Containers[1].Current.ExitCode != 0 || !strings.Contains(string(logs), `"MARK":"container"`) {
 		t.Fatalf("client reached %q (exit %d), want the container's own service", logs, st.Containers[1].Current.ExitCode)
 	}

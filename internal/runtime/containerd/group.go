@@ -1,10 +1,12 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -498,7 +500,7 @@ func (r *Runtime) containerStatus(ctx context.Context, groupID, name string) (ru
 }
 
 // Logs returns the container's log file, or its last tail lines.
-func (r *Runtime) Logs(ctx context.Context, id, container string, tail int) ([]byte, error) {
+func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	rec, err := r.readRecord(id)
 	if err != nil {
 		return nil, err
@@ -506,11 +508,27 @@ func (r *Runtime) Logs(ctx context.Context, id, container string, tail int) ([]b
 	if !slices.Contains(rec.Containers, container) {
 		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
 	}
-	b, err := readTail(r.logPath(id, containerID(id, container)), tail)
-	if errors.Is(err, os.ErrNotExist) {
-		return []byte{}, nil
+	if opts.Follow || opts.Timestamps {
+		return nil, fmt.Errorf("logs: follow and timestamps: %w", runtime.ErrUnsupported)
 	}
-	return b, err
+	b, err := readTail(r.logPath(id, containerID(id, container)), opts.Tail)
+	if errors.Is(err, os.ErrNotExist) {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// RestartGroup restarts a group's containers in place (see runtime.Runtime).
+func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
+	return runtime.GroupStatus{}, fmt.Errorf("restart: %w", runtime.ErrUnsupported)
+}
+
+// Exec starts a process in a running container (see runtime.Runtime).
+func (r *Runtime) Exec(ctx context.Context, id, container string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
+	return nil, fmt.Errorf("exec: %w", runtime.ErrUnsupported)
 }
 
 // groupFilter selects a group's containers in containerd.

@@ -23,13 +23,13 @@ import (
 
 // pullImage pulls ref (unless it is a digest already present and unpacked)
 // with the group's credentials, emitting Pulling and then Pulled or Failed.
-// Errors wrap runtime.ErrImagePull.
+// Errors are *runtime.ImageError.
 func (r *Runtime) pullImage(ctx context.Context, groupID, container, ref string, creds []runtime.RegistryCredential) (client.Image, error) {
 	r.emit(groupID, container, runtime.EventPulling, fmt.Sprintf("pulling image %q", ref), false, 0)
 	img, err := r.pull(ctx, ref, creds)
 	if err != nil {
 		r.emit(groupID, container, runtime.EventFailed, fmt.Sprintf("Failed to pull image %q: %v", ref, err), true, 0)
-		return nil, fmt.Errorf("%w: image %q: %w", runtime.ErrImagePull, ref, err)
+		return nil, &runtime.ImageError{Image: ref, Err: err}
 	}
 	r.emit(groupID, container, runtime.EventPulled, fmt.Sprintf("Successfully pulled image %q", ref), false, 0)
 	return img, nil

@@ -16,7 +16,9 @@ package fake
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,7 +109,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (runt
 		if strings.Contains(c.Image, "notfound") {
 			msg := fmt.Sprintf("Failed to pull image %q: not found", c.Image)
 			r.emit(spec.ID, c.Name, runtime.EventFailed, msg, true, 0)
-			return runtime.GroupStatus{}, fmt.Errorf("%w: %s", runtime.ErrImagePull, msg)
+			return runtime.GroupStatus{}, &runtime.ImageError{Image: c.Image, Err: errors.New("not found")}
 		}
 		r.emit(spec.ID, c.Name, runtime.EventPulled, fmt.Sprintf("Successfully pulled image %q", c.Image), false, 0)
 	}
@@ -147,14 +149,27 @@ func (r *Runtime) Status(ctx context.Context, id string) (runtime.GroupStatus, e
 }
 
 // Logs returns what the simulated container printed.
-func (r *Runtime) Logs(ctx context.Context, id, name string, tail int) ([]byte, error) {
+func (r *Runtime) Logs(ctx context.Context, id, name string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, err := r.lookup(id, name)
 	if err != nil {
 		return nil, err
 	}
-	return tailLines(c.logs.Bytes(), tail), nil
+	if opts.Follow || opts.Timestamps {
+		return nil, fmt.Errorf("fake logs: follow and timestamps: %w", runtime.ErrUnsupported)
+	}
+	return io.NopCloser(bytes.NewReader(bytes.Clone(tailLines(c.logs.Bytes(), opts.Tail)))), nil
+}
+
+// RestartGroup restarts every container of the group.
+func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
+	return runtime.GroupStatus{}, fmt.Errorf("fake restart: %w", runtime.ErrUnsupported)
+}
+
+// Exec is not simulated yet.
+func (r *Runtime) Exec(ctx context.Context, id, name string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
+	return nil, fmt.Errorf("fake exec: %w", runtime.ErrUnsupported)
 }
 
 // ReleaseSlowPulls lets pulls of "slow" images (now and later) complete.

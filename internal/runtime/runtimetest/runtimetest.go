@@ -172,7 +172,7 @@ func testCreateStatusDelete(t *testing.T, e Env) {
 	if _, err := rt.Status(ctx, spec.ID); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Status after delete: err = %v, want ErrNotFound", err)
 	}
-	if _, err := rt.Logs(ctx, spec.ID, "main", 0); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := runtime.ReadLogs(ctx, rt, spec.ID, "main", runtime.LogOptions{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Logs after delete: err = %v, want ErrNotFound", err)
 	}
 	if err := rt.DeleteGroup(ctx, spec.ID); err != nil {
@@ -195,7 +195,7 @@ func testUnknownGroup(t *testing.T, e Env) {
 	if _, err := e.Runtime.Status(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Status: err = %v, want ErrNotFound", err)
 	}
-	if _, err := e.Runtime.Logs(ctx, id, "main", 0); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := runtime.ReadLogs(ctx, e.Runtime, id, "main", runtime.LogOptions{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Logs: err = %v, want ErrNotFound", err)
 	}
 	if err := e.Runtime.DeleteGroup(ctx, id); err != nil {
@@ -214,14 +214,14 @@ func testEchoLogs(t *testing.T, e Env) {
 	if c.Current.StartTime.IsZero() || c.Current.FinishTime.IsZero() || c.Current.FinishTime.Before(c.Current.StartTime) {
 		t.Errorf("times: start %v finish %v", c.Current.StartTime, c.Current.FinishTime)
 	}
-	logs, err := e.Runtime.Logs(context.Background(), spec.ID, "main", 0)
+	logs, err := runtime.ReadLogs(context.Background(), e.Runtime, spec.ID, "main", runtime.LogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(logs) != "hello world\n" {
 		t.Errorf("logs = %q, want %q", logs, "hello world\n")
 	}
-	if _, err := e.Runtime.Logs(context.Background(), spec.ID, "nope", 0); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := runtime.ReadLogs(context.Background(), e.Runtime, spec.ID, "nope", runtime.LogOptions{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Logs of unknown container: err = %v, want ErrNotFound", err)
 	}
 }
@@ -231,21 +231,21 @@ func testLogsTail(t *testing.T, e Env) {
 	spec.Containers[0].Env = []runtime.EnvVar{{Name: "AAA_FIRST", Value: "1"}, {Name: "ZZZ_LAST", Value: "end"}}
 	Create(t, e.Runtime, spec)
 	WaitStatus(t, e.Runtime, spec.ID, "terminated", Terminated)
-	all, err := e.Runtime.Logs(context.Background(), spec.ID, "main", 0)
+	all, err := runtime.ReadLogs(context.Background(), e.Runtime, spec.ID, "main", runtime.LogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(all), "AAA_FIRST=1\n") || !strings.Contains(string(all), "ZZZ_LAST=end\n") {
 		t.Errorf("logs lack the environment: %q", all)
 	}
-	last, err := e.Runtime.Logs(context.Background(), spec.ID, "main", 1)
+	last, err := runtime.ReadLogs(context.Background(), e.Runtime, spec.ID, "main", runtime.LogOptions{Tail: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(last) != "ZZZ_LAST=end\n" {
 		t.Errorf("tail 1 = %q, want %q", last, "ZZZ_LAST=end\n")
 	}
-	two, err := e.Runtime.Logs(context.Background(), spec.ID, "main", 2)
+	two, err := runtime.ReadLogs(context.Background(), e.Runtime, spec.ID, "main", runtime.LogOptions{Tail: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,28 @@
+package aci
+
+import "context"
+
+// Networks resolves where a group in a virtual network gets its address.
+// It is implemented above the runtime by the Microsoft.Network service
+// (virtual networks, subnets, network profiles); nil means no virtual
+// networks exist, and every subnet reference is refused.
+type Networks interface {
+	// Subnet checks that subnetID names an existing subnet delegated to
+	// Microsoft.ContainerInstance/containerGroups and returns the runtime
+	// network its groups join. Errors are *apierr.Error in ARM's terms.
+	Subnet(ctx context.Context, subnetID string) (runtimeNetwork string, err error)
+	// NetworkProfile does the same for a 2021-03-01 networkProfile id.
+	NetworkProfile(ctx context.Context, profileID string) (runtimeNetwork string, err error)
+	// Use records that group (an ARM id) is in subnetID (a service
+	// association link: the subnet cannot be deleted while groups use it);
+	// Release forgets it.
+	Use(ctx context.Context, subnetID, group string) error
+	Release(ctx context.Context, group string) error
+}
+
+// Names publishes the fqdns of groups with a dnsNameLabel on berth's DNS
+// server. nil: names are assigned but resolve nowhere.
+type Names interface {
+	// Set points fqdn (lower case, no trailing dot) at ip; ip "" removes it.
+	Set(fqdn, ip string)
+}
