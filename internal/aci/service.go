@@ -62,6 +62,10 @@ type Service struct {
 	Operations *operation.Tracker
 	Clock      clock.Clock
 	Log        *slog.Logger
+	// Networks resolves subnets and network profiles; nil: none exist.
+	Networks Networks
+	// Names publishes dnsNameLabel fqdns; nil: not published.
+	Names Names
 
 	mu         sync.Mutex
 	flights    map[string]*flight // by group key
