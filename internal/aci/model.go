@@ -58,8 +58,13 @@ type Group struct {
 
 	// Set by berth.
 	ProvisioningState string `json:"provisioningState"`
-	// Stopped: stopped by the user (POST stop), nothing runs until start.
+	// Stopped: stopped by the user (POST stop) at StoppedAt; nothing runs
+	// until start.
 	Stopped   bool      `json:"stopped,omitempty"`
+	StoppedAt time.Time `json:"stoppedAt,omitzero"`
+	// Work is the background work OperationID tracks while it runs
+	// ("provision" or "restart"), so that a restarted berth resumes it.
+	Work      string    `json:"work,omitempty"`
 	RuntimeID string    `json:"runtimeId"`
 	IP        string    `json:"ip,omitempty"`
 	Fqdn      string    `json:"fqdn,omitempty"`

@@ -1,6 +1,10 @@
 package aci
 
-import "context"
+import (
+	"context"
+
+	"github.com/berth-dev/berth/internal/apierr"
+)
 
 // Networks resolves where a group in a virtual network gets its address.
 // It is implemented above the runtime by the Microsoft.Network service
@@ -25,4 +29,37 @@ type Networks interface {
 type Names interface {
 	// Set points fqdn (lower case, no trailing dot) at ip; ip "" removes it.
 	Set(fqdn, ip string)
+}
+
+// subnetNotFound is the answer to a subnet id that names nothing.
+func subnetNotFound(id string) error {
+	return apierr.New(apierr.Invalid, "InvalidResourceReference",
+		"Resource %s referenced by the container group was not found. Please make sure that the referenced resource exists, and that both resources are in the same region.", id)
+}
+
+// networkProfileNotFound is the answer to a networkProfile id that names
+// nothing.
+func networkProfileNotFound(id string) error {
+	return apierr.New(apierr.Invalid, "NetworkProfileNotFound",
+		"The network profile '%s' could not be found. Please make sure that the referenced resource exists, and that both resources are in the same region.", id)
+}
+
+// useSubnet records g's use of its subnet (best effort: the link only
+// protects the subnet from deletion).
+func (s *Service) useSubnet(g *Group) {
+	if s.Networks == nil || len(g.SubnetIDs) == 0 {
+		return
+	}
+	if err := s.Networks.Use(context.Background(), g.SubnetIDs[0].ID, g.ID()); err != nil {
+		s.logf("record subnet use of %s: %v", g.ID(), err)
+	}
+}
+
+func (s *Service) releaseSubnet(g *Group) {
+	if s.Networks == nil || len(g.SubnetIDs) == 0 {
+		return
+	}
+	if err := s.Networks.Release(context.Background(), g.ID()); err != nil {
+		s.logf("release subnet use of %s: %v", g.ID(), err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/berth-dev/berth/internal/aci"
 	"io"
 	"log/slog"
 	"os/signal"
@@ -69,8 +70,17 @@ func serve(args []string, stderr io.Writer) error {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	bridge := fs.String("bridge", "", "advanced: name of the Linux bridge for container groups (default berth0)")
 	subnet := fs.String("subnet", "", "advanced: subnet container groups get their addresses from (default 10.213.0.0/16)")
+	gpu := fs.String("gpu", "emulate", "groups requesting GPUs on a host without them: emulate (run without a device, with a Warning event) or refuse (ACI's error for a SKU the region lacks)")
+	quotaGroups := fs.Int("quota-container-groups", aci.DefaultQuota.ContainerGroups, "container groups each subscription may have per region")
+	quotaCores := fs.Int("quota-cores", aci.DefaultQuota.StandardCores, "standard cores each subscription may use per region")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *gpu != "emulate" && *gpu != "refuse" {
+		return fmt.Errorf("--gpu: want emulate or refuse, not %q", *gpu)
+	}
+	if *quotaGroups < 1 || *quotaCores < 1 {
+		return errors.New("--quota-container-groups and --quota-cores must be at least 1")
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -79,7 +89,8 @@ func serve(args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return server.Run(ctx, server.Options{DataDir: *dir, Addr: *addr, ContainerdSocket: *sock, Bridge: *bridge, Subnet: *subnet, Log: log})
+	return server.Run(ctx, server.Options{DataDir: *dir, Addr: *addr, ContainerdSocket: *sock, Bridge: *bridge, Subnet: *subnet, Log: log,
+		GPU: *gpu, Quota: aci.Quota{ContainerGroups: *quotaGroups, StandardCores: *quotaCores}})
 }
 
 func env(args []string, stdout, stderr io.Writer) error {

@@ -45,6 +45,12 @@ type Options struct {
 	ContainerdSocket string // empty: start berth's own containerd
 	Bridge, Subnet   string // container-group network; empty: the runtime's defaults
 	Log              *slog.Logger
+	// GPU is "emulate" (default: groups requesting GPUs run without a
+	// device when the host has none) or "refuse".
+	GPU string
+	// Quota is each subscription's container-instance quota per region;
+	// zero: ACI's defaults.
+	Quota aci.Quota
 	// Ready, if set, is called once every part is serving.
 	Ready func()
 }
@@ -160,7 +166,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		},
 	}
 	armSrv.HandleCore()
-	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci")}
+	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
+		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse"}}
 	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
 	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
 	if err := svc.Start(ctx); err != nil {
@@ -173,13 +180,18 @@ func Run(ctx context.Context, o Options) (err error) {
 	closers = append(closers, res.Close)
 
 	// Finished operations are kept a day (clients stop polling long before).
+	// The loop ends with Run, however Run ends.
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	closers = append(closers, func() { stopPrune(); <-pruned })
 	go func() {
+		defer close(pruned)
 		for t := time.NewTicker(time.Hour); ; {
-			if _, err := ops.Prune(ctx, clk.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			if _, err := ops.Prune(pruneCtx, clk.Now().Add(-24*time.Hour)); err != nil && pruneCtx.Err() == nil {
 				log.Warn("prune operations", "err", err)
 			}
 			select {
-			case <-ctx.Done():
+			case <-pruneCtx.Done():
 				t.Stop()
 				return
 			case <-t.C:

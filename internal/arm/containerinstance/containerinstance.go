@@ -4,6 +4,7 @@
 package containerinstance
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ var operationVersions = &arm.Versions{Type: "locations/operations",
 type API struct {
 	ARM     *arm.Server
 	Service *aci.Service
+	// PageSize is the number of groups per list page; default 100.
+	PageSize int
 }
 
 // Paths of the routes.
@@ -83,19 +86,25 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 		return err
 	}
 	g.Subscription, g.ResourceGroup, g.Name = sub, rg, name
-	g, created, op, err := a.Service.CreateOrUpdate(r.Context(), g)
+	v, created, op, err := a.Service.CreateOrUpdate(r.Context(), g)
 	if err != nil {
 		return err
 	}
-	loc := strings.ToLower(strings.ReplaceAll(g.Location, " ", ""))
-	w.Header().Set("Azure-AsyncOperation", r.Base+"/subscriptions/"+sub+"/providers/Microsoft.ContainerInstance/locations/"+loc+
-		"/operations/"+op.ID+"?api-version=2018-06-01")
-	a.ARM.SetRetryAfter(w)
+	a.setAsyncOperation(w, r, v.Group, op)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	return arm.WriteJSON(w, status, toWire(&aci.View{Group: g}, false))
+	// The real service's 201 carries the instanceView (state Pending).
+	return arm.WriteJSON(w, status, toWire(v, true))
+}
+
+// setAsyncOperation points the client at op's status, in ACI's URL shape.
+func (a *API) setAsyncOperation(w http.ResponseWriter, r *arm.Request, g *aci.Group, op *operation.Operation) {
+	loc := strings.ToLower(strings.ReplaceAll(g.Location, " ", ""))
+	w.Header().Set("Azure-AsyncOperation", r.Base+"/subscriptions/"+g.Subscription+"/providers/Microsoft.ContainerInstance/locations/"+loc+
+		"/operations/"+op.ID+"?api-version=2018-06-01")
+	a.ARM.SetRetryAfter(w)
 }
 
 func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
@@ -107,16 +116,24 @@ func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
 	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
 }
 
+// patch updates tags (the only property PATCH changes). A body without
+// "tags" leaves them as they are; "tags": {} or null clears them.
 func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 	var in struct {
-		Tags map[string]string `json:"tags"`
+		Tags *json.RawMessage `json:"tags"`
 	}
 	if err := arm.DecodeJSON(r, &in); err != nil {
 		return err
 	}
 	sub, rg, name := ids(r)
-	if err := a.Service.SetTags(r.Context(), sub, rg, name, in.Tags); err != nil {
-		return err
+	if in.Tags != nil {
+		var tags map[string]string
+		if err := arm.Unmarshal(*in.Tags, &tags); err != nil {
+			return err
+		}
+		if err := a.Service.SetTags(r.Context(), sub, rg, name, tags); err != nil {
+			return err
+		}
 	}
 	v, err := a.Service.View(r.Context(), sub, rg, name)
 	if err != nil {
@@ -146,13 +163,22 @@ func (a *API) listSubscription(w http.ResponseWriter, r *arm.Request) error {
 	return a.list(w, r, "")
 }
 
+// pageSize is how many groups a list page holds (nextLink continues).
+func (a *API) pageSize() int {
+	if a.PageSize > 0 {
+		return a.PageSize
+	}
+	return 100
+}
+
 func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
 	gs, err := a.Service.List(r.Context(), r.Param("subscriptionId"), rg)
 	if err != nil {
 		return err
 	}
-	out := listResult{Value: []containerGroup{}}
-	for _, g := range gs {
+	page, next := arm.Page(gs, r, a.pageSize(), aci.SortKey)
+	out := listResult{Value: []containerGroup{}, NextLink: next}
+	for _, g := range page {
 		out.Value = append(out.Value, toWire(&aci.View{Group: g}, false))
 	}
 	return arm.WriteJSON(w, http.StatusOK, out)
@@ -160,15 +186,24 @@ func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
 
 func (a *API) logs(w http.ResponseWriter, r *arm.Request) error {
 	sub, rg, name := ids(r)
+	q := r.URL.Query()
 	tail := 0
-	if t := r.URL.Query().Get("tail"); t != "" {
+	if t := q.Get("tail"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 {
 			return apierr.New(apierr.Invalid, "InvalidTailValue", "The 'tail' value '%s' is invalid. It must be a non-negative integer.", t)
 		}
 		tail = n
 	}
-	content, err := a.Service.Logs(r.Context(), sub, rg, name, r.Param("containerName"), tail)
+	timestamps := false
+	if t := q.Get("timestamps"); t != "" {
+		b, err := strconv.ParseBool(t)
+		if err != nil {
+			return apierr.New(apierr.Invalid, "InvalidQueryParameterValue", "The 'timestamps' value '%s' is invalid. It must be 'true' or 'false'.", t)
+		}
+		timestamps = b
+	}
+	content, err := a.Service.Logs(r.Context(), sub, rg, name, r.Param("containerName"), tail, timestamps)
 	if err != nil {
 		return err
 	}
@@ -183,7 +218,12 @@ func (a *API) operation(w http.ResponseWriter, r *arm.Request) error {
 	if !strings.HasPrefix(strings.ToLower(op.ResourceID), "/subscriptions/"+strings.ToLower(r.Param("subscriptionId"))+"/") {
 		return apierr.New(apierr.NotFound, "OperationNotFound", "The operation '%s' could not be found.", op.ID)
 	}
-	st := operationStatus{ID: op.ResourceID, Name: op.ID, StartTime: azTime(op.StartTime), Properties: map[string]any{"events": []any{}}}
+	// The real status body lists the group's events.
+	var events []aci.Event
+	if sub, rg, name, ok := parseGroupID(op.ResourceID); ok {
+		events, _ = a.Service.GroupEvents(r.Context(), sub, rg, name)
+	}
+	st := operationStatus{ID: op.ResourceID, Name: op.ID, StartTime: azTime(op.StartTime), Properties: map[string]any{"events": wireEvents(events)}}
 	switch op.Status {
 	case operation.InProgress:
 		st.Status = "Pending"
@@ -200,3 +240,11 @@ func (a *API) operation(w http.ResponseWriter, r *arm.Request) error {
 	return arm.WriteJSON(w, http.StatusOK, st)
 }
 
+// parseGroupID splits a container group's resource id.
+func parseGroupID(id string) (sub, rg, name string, ok bool) {
+	p := strings.Split(strings.Trim(id, "/"), "/")
+	if len(p) != 8 || !strings.EqualFold(p[0], "subscriptions") || !strings.EqualFold(p[2], "resourceGroups") {
+		return "", "", "", false
+	}
+	return p[1], p[3], p[7], true
+}
