@@ -117,4 +117,3 @@ func (s *Service) DeleteSubnetLink(ctx context.Context, subnetID string) (bool, 
 	}
 	return true, nil
 }
-

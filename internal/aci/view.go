@@ -147,7 +147,9 @@ func groupState(g *Group, live *runtime.GroupStatus) string {
 
 // SortKey orders groups in lists: by resource group, then name, case
 // insensitively.
-func SortKey(g *Group) string { return strings.ToLower(g.ResourceGroup) + "/" + strings.ToLower(g.Name) }
+func SortKey(g *Group) string {
+	return strings.ToLower(g.ResourceGroup) + "/" + strings.ToLower(g.Name)
+}
 
 // List returns the groups of a subscription, or of one resource group when
 // rg is not empty, ordered by SortKey.

@@ -168,4 +168,3 @@ func (a *API) deleteServiceAssociationLink(w http.ResponseWriter, r *arm.Request
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
-
