@@ -71,14 +71,7 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	var in putGroup
-	if err := arm.Unmarshal(body, &in); err != nil {
-		return err
-	}
-	if err := checkUnsupported(body); err != nil {
-		return err
-	}
-	g, err := toDomain(&in, r.APIVersion)
+	g, err := decodeGroup(body, r.APIVersion)
 	if err != nil {
 		return err
 	}
@@ -95,7 +88,7 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return arm.WriteJSON(w, status, toWire(&aci.View{Group: g}, false))
+	return arm.WriteJSON(w, status, toWire(&aci.View{Group: g}, r.APIVersion, false))
 }
 
 func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
@@ -104,7 +97,7 @@ func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
@@ -122,7 +115,7 @@ func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 func (a *API) delete(w http.ResponseWriter, r *arm.Request) error {
@@ -135,7 +128,7 @@ func (a *API) delete(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 func (a *API) listGroup(w http.ResponseWriter, r *arm.Request) error {
@@ -153,7 +146,7 @@ func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
 	}
 	out := listResult{Value: []containerGroup{}}
 	for _, g := range gs {
-		out.Value = append(out.Value, toWire(&aci.View{Group: g}, false))
+		out.Value = append(out.Value, toWire(&aci.View{Group: g}, r.APIVersion, false))
 	}
 	return arm.WriteJSON(w, http.StatusOK, out)
 }
