@@ -67,8 +67,8 @@ func ValidateName(name string) error {
 // containerGroupProfile must have been merged with it first.
 func Validate(g *Group) error {
 	for _, check := range []func(*Group) error{
-		validateGroup, validateContainers, validateResources, validateNetwork,
-		validateVolumes, validatePriority, validateExtras,
+		validateGroup, validateVolumes, validateContainers, validateResources,
+		validateNetwork, validatePriority, validateExtras,
 	} {
 		if err := check(g); err != nil {
 			return err
