@@ -26,13 +26,13 @@ func validGroup() *Group {
 		InitContainers: []Container{{Name: "init", Image: "127.0.0.1:7444/tools:v1", VolumeMounts: []VolumeMount{{Name: "work1", MountPath: "/w"}}}},
 		Volumes: []Volume{{Name: "work1", EmptyDir: true}, {Name: "secret1", Secret: map[string]string{"token": "dG9rZW4="}},
 			{Name: "share1", AzureFile: &AzureFile{ShareName: "s", StorageAccountName: "a"}}, {Name: "repo1", GitRepo: &GitRepo{Repository: "file:///r", Directory: "app"}}},
-		IPAddress:           &IPAddress{Type: "Public", Ports: []Port{{Port: 80, Protocol: "TCP"}}, DNSNameLabel: "webapp"},
-		RegistryCredentials: []RegistryCredential{{Server: "127.0.0.1:7444", Username: "u", Password: "p"}},
-		DNSConfig:           &DNSConfig{NameServers: []string{"10.0.0.10"}},
-		Diagnostics:         &Diagnostics{LogAnalytics: &LogAnalytics{WorkspaceID: "w", WorkspaceKey: "k"}},
+		IPAddress:            &IPAddress{Type: "Public", Ports: []Port{{Port: 80, Protocol: "TCP"}}, DNSNameLabel: "webapp"},
+		RegistryCredentials:  []RegistryCredential{{Server: "127.0.0.1:7444", Username: "u", Password: "p"}},
+		DNSConfig:            &DNSConfig{NameServers: []string{"10.0.0.10"}},
+		Diagnostics:          &Diagnostics{LogAnalytics: &LogAnalytics{WorkspaceID: "w", WorkspaceKey: "k"}},
 		EncryptionProperties: &EncryptionProperties{VaultBaseURL: "https://kv", KeyName: "k", KeyVersion: "1"},
-		Extensions:          []Extension{{Name: "x", ExtensionType: "t", Version: "1"}},
-		Priority:            "Regular",
+		Extensions:           []Extension{{Name: "x", ExtensionType: "t", Version: "1"}},
+		Priority:             "Regular",
 	}
 }
 
@@ -47,7 +47,7 @@ func TestValidateAccepts(t *testing.T) {
 		"private group in a subnet": func(g *Group) {
 			g.IPAddress.Type, g.SubnetIDs = "Private", []SubnetID{{ID: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/a"}}
 		},
-		"spot without inbound connectivity": func(g *Group) { g.Priority, g.IPAddress = "Spot", nil },
+		"spot without inbound connectivity":  func(g *Group) { g.Priority, g.IPAddress = "Spot", nil },
 		"confidential privileged":            func(g *Group) { g.SKU, g.Containers[0].SecurityContext.Privileged = "Confidential", ptr(true) },
 		"fractional cpu":                     func(g *Group) { g.Containers[0].Requests.CPU = 0.25 },
 		"custom provisioning timeout":        func(g *Group) { g.ProvisioningTimeoutSeconds, g.IsCustomProvisioningTimeout = 600, true },
