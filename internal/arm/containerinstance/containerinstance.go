@@ -74,14 +74,7 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	var in putGroup
-	if err := arm.Unmarshal(body, &in); err != nil {
-		return err
-	}
-	if err := checkUnsupported(body); err != nil {
-		return err
-	}
-	g, err := toDomain(&in, r.APIVersion)
+	g, err := decodeGroup(body, r.APIVersion)
 	if err != nil {
 		return err
 	}
@@ -96,7 +89,7 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 		status = http.StatusCreated
 	}
 	// The real service's 201 carries the instanceView (state Pending).
-	return arm.WriteJSON(w, status, toWire(v, true))
+	return arm.WriteJSON(w, status, toWire(v, r.APIVersion, true))
 }
 
 // setAsyncOperation points the client at op's status, in ACI's URL shape.
@@ -113,7 +106,7 @@ func (a *API) get(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 // patch updates tags (the only property PATCH changes). A body without
@@ -139,7 +132,7 @@ func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 func (a *API) delete(w http.ResponseWriter, r *arm.Request) error {
@@ -152,7 +145,7 @@ func (a *API) delete(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	return arm.WriteJSON(w, http.StatusOK, toWire(v, true))
+	return arm.WriteJSON(w, http.StatusOK, toWire(v, r.APIVersion, true))
 }
 
 func (a *API) listGroup(w http.ResponseWriter, r *arm.Request) error {
@@ -179,7 +172,7 @@ func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
 	page, next := arm.Page(gs, r, a.pageSize(), aci.SortKey)
 	out := listResult{Value: []containerGroup{}, NextLink: next}
 	for _, g := range page {
-		out.Value = append(out.Value, toWire(&aci.View{Group: g}, false))
+		out.Value = append(out.Value, toWire(&aci.View{Group: g}, r.APIVersion, false))
 	}
 	return arm.WriteJSON(w, http.StatusOK, out)
 }
@@ -223,19 +216,9 @@ func (a *API) operation(w http.ResponseWriter, r *arm.Request) error {
 	if sub, rg, name, ok := parseGroupID(op.ResourceID); ok {
 		events, _ = a.Service.GroupEvents(r.Context(), sub, rg, name)
 	}
-	st := operationStatus{ID: op.ResourceID, Name: op.ID, StartTime: azTime(op.StartTime), Properties: map[string]any{"events": wireEvents(events)}}
-	switch op.Status {
-	case operation.InProgress:
-		st.Status = "Pending"
+	st := operationStatusOf(op, events)
+	if op.Status == operation.InProgress {
 		a.ARM.SetRetryAfter(w)
-	case operation.Succeeded:
-		st.Status = "Succeeded"
-	default:
-		st.Status = string(op.Status)
-		st.Error = map[string]string{"code": op.ErrorCode, "message": op.ErrorMsg}
-	}
-	if !op.EndTime.IsZero() {
-		st.EndTime = timePtr(op.EndTime)
 	}
 	return arm.WriteJSON(w, http.StatusOK, st)
 }

@@ -1,65 +1,278 @@
 package containerinstance
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/aci"
+	"github.com/berth-dev/berth/internal/operation"
 )
 
-// toWire renders a group; withView adds the instanceView (GET, not list).
-func toWire(v *aci.View, withView bool) containerGroup {
+// toWire renders a group as api-version apiVersion returns it: only that
+// version's schema's fields, shaped as the real service shapes them (tags
+// {} when empty; ports, environmentVariables and initContainers [] when
+// empty; provisioningTimeoutInSeconds and isCustomProvisioningTimeout from
+// 2023-05-01 on). withView adds the instanceView (GET, PUT, DELETE; not
+// list). Secrets have no field in the wire structs, so none can be
+// rendered. A pure function of its arguments.
+func toWire(v *aci.View, apiVersion string, withView bool) containerGroup {
+	f := featuresOf(apiVersion)
 	g := v.Group
+	tags := g.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	sku := g.SKU
+	if sku == "" {
+		sku = "Standard"
+	}
 	out := containerGroup{
-		ID: g.ID(), Name: g.Name, Type: resourceType, Location: g.Location, Tags: g.Tags, Zones: g.Zones,
+		ID: g.ID(), Name: g.Name, Type: resourceType, Location: g.Location, Tags: tags,
 		Properties: groupProperties{
-			SKU: g.SKU, ProvisioningState: g.ProvisioningState, Containers: []container{}, InitContainers: []any{},
-			RestartPolicy: g.RestartPolicy, OSType: g.OSType, Priority: g.Priority,
+			SKU: sku, ProvisioningState: g.ProvisioningState,
+			Containers: []container{}, InitContainers: []initContainer{},
+			RestartPolicy: g.RestartPolicy, OSType: g.OSType,
 		},
 	}
+	p := &out.Properties
+	if f.has(fZones) && len(g.Zones) > 0 {
+		out.Zones = g.Zones
+	}
+	if f.has(fProvisioningTimeout) {
+		t := g.ProvisioningTimeoutSeconds
+		if !g.IsCustomProvisioningTimeout || t == 0 {
+			t = defaultProvisioningTimeout
+		}
+		p.ProvisioningTimeoutInSeconds = &t
+		p.IsCustomProvisioningTimeout = g.IsCustomProvisioningTimeout
+		if f.has(fTimeoutFlagString) {
+			p.IsCustomProvisioningTimeout = map[bool]string{false: "False", true: "True"}[g.IsCustomProvisioningTimeout]
+		}
+	}
 	for _, c := range g.Containers {
-		wc := container{Name: c.Name, Properties: containerProperties{
-			Image: c.Image, Command: c.Command, Ports: []containerPort{}, EnvironmentVariables: []envVar{},
-			Resources: resourceRequirements{Requests: resources{CPU: c.Requests.CPU, MemoryInGB: c.Requests.MemoryGB}},
+		var cv *aci.ContainerView
+		if withView {
+			cv = v.Containers[c.Name]
+		}
+		p.Containers = append(p.Containers, renderContainer(c, cv, f))
+	}
+	for _, c := range g.InitContainers {
+		ic := initContainer{Name: c.Name, Properties: initContainerProperties{
+			Image: c.Image, Command: c.Command, EnvironmentVariables: renderEnv(c.Env),
+			VolumeMounts: renderMounts(c.VolumeMounts),
 		}}
-		if wc.Properties.Command == nil {
-			wc.Properties.Command = []string{}
+		if f.has(fInitSecurityContext) {
+			ic.Properties.SecurityContext = renderSecurityContext(c.SecurityContext)
 		}
-		if c.Limits != nil {
-			wc.Properties.Resources.Limits = &resources{CPU: c.Limits.CPU, MemoryInGB: c.Limits.MemoryGB}
-		}
-		for _, p := range c.Ports {
-			wc.Properties.Ports = append(wc.Properties.Ports, containerPort{Port: p.Port, Protocol: p.Protocol})
-		}
-		for _, e := range c.Env {
-			we := envVar{Name: e.Name}
-			if !e.Secure {
-				val := e.Value
-				we.Value = &val
-			}
-			wc.Properties.EnvironmentVariables = append(wc.Properties.EnvironmentVariables, we)
-		}
-		if withView && v.Containers != nil {
-			if cv := v.Containers[c.Name]; cv != nil {
-				wc.Properties.InstanceView = containerView(cv)
+		if withView {
+			if cv := v.InitContainers[c.Name]; cv != nil {
+				ic.Properties.InstanceView = containerView(cv)
 			}
 		}
-		out.Properties.Containers = append(out.Properties.Containers, wc)
+		p.InitContainers = append(p.InitContainers, ic)
 	}
 	for _, rc := range g.RegistryCredentials {
-		out.Properties.ImageRegistryCredentials = append(out.Properties.ImageRegistryCredentials, registryCred{Server: rc.Server, Username: rc.Username})
+		w := registryCred{Server: rc.Server, Username: rc.Username}
+		if f.has(fRegistryIdentity) {
+			w.Identity, w.IdentityURL = rc.Identity, rc.IdentityURL
+		}
+		if f.has(fSecretReferences) {
+			w.PasswordReference = rc.PasswordReference
+		}
+		p.ImageRegistryCredentials = append(p.ImageRegistryCredentials, w)
 	}
 	if ip := g.IPAddress; ip != nil {
-		wip := &ipAddress{Type: ip.Type, IP: g.IP, DNSNameLabel: ip.DNSNameLabel, Ports: []port{}}
-		for _, p := range ip.Ports {
-			wip.Ports = append(wip.Ports, port{Port: p.Port, Protocol: p.Protocol})
+		wip := &ipAddress{Type: ip.Type, IP: g.IP, DNSNameLabel: ip.DNSNameLabel, Ports: []port{}, Fqdn: fqdnOf(g)}
+		for _, pp := range ip.Ports {
+			wip.Ports = append(wip.Ports, port{Port: pp.Port, Protocol: pp.Protocol})
 		}
-		if ip.DNSNameLabel != "" {
-			wip.Fqdn = ip.DNSNameLabel + "." + strings.ToLower(strings.ReplaceAll(g.Location, " ", "")) + ".azurecontainer.io"
+		if f.has(fDNSReuseScope) {
+			wip.AutoGeneratedDomainNameLabelScope = ip.AutoGeneratedDomainNameLabelScope
+			if wip.AutoGeneratedDomainNameLabelScope == "" {
+				wip.AutoGeneratedDomainNameLabelScope = "Unsecure"
+			}
 		}
-		out.Properties.IPAddress = wip
+		p.IPAddress = wip
+	}
+	for _, vol := range g.Volumes {
+		p.Volumes = append(p.Volumes, renderVolume(vol, f))
 	}
 	if withView && v.State != "" {
-		out.Properties.InstanceView = &groupInstanceView{Events: wireEvents(v.Events), State: v.State}
+		p.InstanceView = &groupInstanceView{Events: wireEvents(v.Events), State: v.State}
+	}
+	if d := g.Diagnostics; d != nil && d.LogAnalytics != nil {
+		la := d.LogAnalytics
+		p.Diagnostics = &diagnostics{LogAnalytics: &logAnalytics{WorkspaceID: la.WorkspaceID, LogType: la.LogType, Metadata: la.Metadata}}
+	}
+	if f.has(fNetworkProfile) && g.NetworkProfileID != "" {
+		p.NetworkProfile = &networkProfile{ID: g.NetworkProfileID}
+	}
+	if f.has(fSubnetIDs) {
+		for _, s := range g.SubnetIDs {
+			p.SubnetIDs = append(p.SubnetIDs, subnetID{ID: s.ID, Name: s.Name})
+		}
+	}
+	if dc := g.DNSConfig; dc != nil {
+		ns := dc.NameServers
+		if ns == nil {
+			ns = []string{}
+		}
+		p.DNSConfig = &dnsConfig{NameServers: ns, SearchDomains: dc.SearchDomains, Options: dc.Options}
+	}
+	if e := g.EncryptionProperties; e != nil {
+		p.EncryptionProperties = &encryption{VaultBaseURL: e.VaultBaseURL, KeyName: e.KeyName, KeyVersion: e.KeyVersion}
+		if f.has(fExtensions) {
+			p.EncryptionProperties.Identity = e.Identity
+		}
+	}
+	if f.has(fExtensions) {
+		for _, x := range g.Extensions {
+			p.Extensions = append(p.Extensions, extension{Name: x.Name,
+				Properties: extensionProperties{ExtensionType: x.ExtensionType, Version: x.Version, Settings: x.Settings}})
+		}
+	}
+	if f.has(fConfidential) && g.CCEPolicy != nil {
+		p.ConfidentialComputeProperties = &confidential{CCEPolicy: *g.CCEPolicy}
+	}
+	if f.has(fPriority) {
+		p.Priority = g.Priority
+	}
+	if f.has(fProfiles) {
+		if pr := g.Profile; pr != nil {
+			p.ContainerGroupProfile = &profileRef{ID: pr.ID, Revision: pr.Revision}
+		}
+		no := false
+		p.IsCreatedFromStandbyPool = &no
+	}
+	if f.has(fIdentityAcls) {
+		p.IdentityAcls = g.Opaque["identityAcls"]
+	}
+	return out
+}
+
+// fqdnOf is the group's fqdn: the one the service assigned (g.Fqdn), or,
+// before that and for the default reuse scope, the name ACI gives such a
+// label: <label>.<region>.azurecontainer.io.
+func fqdnOf(g *aci.Group) string {
+	if g.Fqdn != "" {
+		return g.Fqdn
+	}
+	ip := g.IPAddress
+	if ip == nil || ip.DNSNameLabel == "" || (ip.AutoGeneratedDomainNameLabelScope != "" && ip.AutoGeneratedDomainNameLabelScope != "Unsecure") {
+		return ""
+	}
+	return ip.DNSNameLabel + "." + strings.ToLower(strings.ReplaceAll(g.Location, " ", "")) + ".azurecontainer.io"
+}
+
+func renderContainer(c aci.Container, cv *aci.ContainerView, f feature) container {
+	wc := container{Name: c.Name, Properties: containerProperties{
+		Image: c.Image, Command: c.Command, Ports: []containerPort{}, EnvironmentVariables: renderEnv(c.Env),
+		Resources:     resourceRequirements{Requests: renderResources(c.Requests)},
+		VolumeMounts:  renderMounts(c.VolumeMounts),
+		LivenessProbe: renderProbe(c.LivenessProbe), ReadinessProbe: renderProbe(c.ReadinessProbe),
+	}}
+	if c.Limits != nil {
+		l := renderResources(*c.Limits)
+		wc.Properties.Resources.Limits = &l
+	}
+	for _, pp := range c.Ports {
+		wc.Properties.Ports = append(wc.Properties.Ports, containerPort{Port: pp.Port, Protocol: pp.Protocol})
+	}
+	if f.has(fSecurityContext) {
+		wc.Properties.SecurityContext = renderSecurityContext(c.SecurityContext)
+	}
+	if f.has(fProfiles) && len(c.ConfigMap) > 0 {
+		wc.Properties.ConfigMap = &configMap{KeyValuePairs: c.ConfigMap}
+	}
+	if cv != nil {
+		wc.Properties.InstanceView = containerView(cv)
+	}
+	return wc
+}
+
+func renderResources(r aci.Resources) resources {
+	out := resources{CPU: r.CPU, MemoryInGB: r.MemoryGB}
+	if r.GPU != nil {
+		out.GPU = &gpu{Count: r.GPU.Count, SKU: r.GPU.SKU}
+	}
+	return out
+}
+
+// renderEnv returns secure variables by name only (neither value nor
+// secureValue, as ACI).
+func renderEnv(env []aci.EnvVar) []envVar {
+	out := []envVar{}
+	for _, e := range env {
+		we := envVar{Name: e.Name, SecureValueReference: e.SecureValueReference}
+		if !e.Secure {
+			val := e.Value
+			we.Value = &val
+		}
+		out = append(out, we)
+	}
+	return out
+}
+
+func renderMounts(ms []aci.VolumeMount) []volumeMount {
+	var out []volumeMount
+	for _, m := range ms {
+		out = append(out, volumeMount{Name: m.Name, MountPath: m.MountPath, ReadOnly: m.ReadOnly})
+	}
+	return out
+}
+
+func renderProbe(p *aci.Probe) *probe {
+	if p == nil {
+		return nil
+	}
+	out := &probe{InitialDelaySeconds: p.InitialDelaySeconds, PeriodSeconds: p.PeriodSeconds,
+		FailureThreshold: p.FailureThreshold, SuccessThreshold: p.SuccessThreshold, TimeoutSeconds: p.TimeoutSeconds}
+	if p.Exec != nil {
+		out.Exec = &probeExec{Command: append([]string{}, p.Exec...)}
+	}
+	if h := p.HTTPGet; h != nil {
+		out.HTTPGet = &probeHTTPGet{Path: h.Path, Port: h.Port, Scheme: h.Scheme}
+		for _, hh := range h.Headers {
+			out.HTTPGet.HTTPHeaders = append(out.HTTPGet.HTTPHeaders, httpHeader{Name: hh.Name, Value: hh.Value})
+		}
+	}
+	return out
+}
+
+func renderSecurityContext(sc *aci.SecurityContext) *securityContext {
+	if sc == nil {
+		return nil
+	}
+	out := &securityContext{Privileged: sc.Privileged, AllowPrivilegeEscalation: sc.AllowPrivilegeEscalation,
+		RunAsGroup: sc.RunAsGroup, RunAsUser: sc.RunAsUser, SeccompProfile: sc.SeccompProfile}
+	if sc.HasCapabilities || len(sc.CapabilitiesAdd) > 0 || len(sc.CapabilitiesDrop) > 0 {
+		out.Capabilities = &capabilities{Add: sc.CapabilitiesAdd, Drop: sc.CapabilitiesDrop}
+	}
+	return out
+}
+
+// renderVolume returns a volume without its secrets: a secret volume as
+// "secret": {}, an azureFile without its key.
+func renderVolume(v aci.Volume, f feature) volume {
+	out := volume{Name: v.Name}
+	switch {
+	case v.AzureFile != nil:
+		af := v.AzureFile
+		out.AzureFile = &azureFile{ShareName: af.ShareName, StorageAccountName: af.StorageAccountName, ReadOnly: af.ReadOnly}
+		if f.has(fSecretReferences) {
+			out.AzureFile.StorageAccountKeyReference = af.StorageAccountKeyReference
+		}
+		if f.has(fAzureFileIdentity) {
+			out.AzureFile.UserManagedIdentityClientID = af.UserManagedIdentityClientID
+		}
+	case v.EmptyDir:
+		out.EmptyDir = &struct{}{}
+	case v.Secret != nil:
+		out.Secret = &struct{}{}
+	case v.GitRepo != nil:
+		out.GitRepo = &gitRepo{Repository: v.GitRepo.Repository, Directory: v.GitRepo.Directory, Revision: v.GitRepo.Revision}
+	case len(v.SecretReference) > 0 && f.has(fSecretReferences):
+		out.SecretReference = v.SecretReference
 	}
 	return out
 }
@@ -79,7 +292,29 @@ func wireState(s *aci.ContainerState) *containerState {
 func wireEvents(evs []aci.Event) []event {
 	out := []event{}
 	for _, e := range evs {
-		out = append(out, event{Count: e.Count, FirstTimestamp: azTime(e.FirstTimestamp), LastTimestamp: azTime(e.LastTimestamp), Name: e.Name, Message: e.Message, Type: e.Type})
+		out = append(out, event{Count: e.Count, FirstTimestamp: eventTime(e.FirstTimestamp), LastTimestamp: eventTime(e.LastTimestamp), Name: e.Name, Message: e.Message, Type: e.Type})
 	}
 	return out
+}
+
+// operationStatusOf renders ACI's operation document for op:
+// {"id":"<group id>","status":"Pending|Succeeded|Failed|Canceled",
+// "startTime":…,"properties":{"events":[…]}}, with error{code,message}
+// when it failed. events are the group's events (the handler passes the
+// events of its containers, init containers and the group); they are
+// listed oldest first, as the real service lists them.
+func operationStatusOf(op *operation.Operation, events []aci.Event) operationStatus {
+	evs := append([]aci.Event(nil), events...)
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].FirstTimestamp.Before(evs[j].FirstTimestamp) })
+	st := operationStatus{ID: op.ResourceID, StartTime: opTime(op.StartTime), Properties: map[string]any{"events": wireEvents(evs)}}
+	switch op.Status {
+	case operation.InProgress:
+		st.Status = "Pending"
+	case operation.Succeeded:
+		st.Status = "Succeeded"
+	default:
+		st.Status = string(op.Status)
+		st.Error = map[string]string{"code": op.ErrorCode, "message": op.ErrorMsg}
+	}
+	return st
 }

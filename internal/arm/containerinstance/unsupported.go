@@ -1,93 +1,83 @@
 package containerinstance
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
+	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/apierr"
 )
 
-// Properties of the published schema that berth does not implement yet. A
-// request that sets one gets a clear 400 instead of a group that silently
-// lacks it. (Empty arrays/objects and null are accepted: clients send them
-// by default.)
-var (
-	unsupportedGroup     = []string{"volumes", "initContainers", "subnetIds", "networkProfile", "dnsConfig", "diagnostics", "encryptionProperties", "extensions", "confidentialComputeProperties", "containerGroupProfile", "standbyPoolProfile", "secretReferences", "identityAcls"}
-	unsupportedContainer = []string{"volumeMounts", "livenessProbe", "readinessProbe", "securityContext", "configMap"}
-	unsupportedRequests  = []string{"gpu"}
-)
+// berth refuses, with FeatureNotSupported, only what would otherwise
+// silently misbehave: managed identities (the identity issue adds them),
+// references into Key Vault (they need an identity), and standby pools
+// (berth has none). Everything else of the schema is accepted and stored.
+// Empty arrays/objects and null are accepted: clients send them by default.
+// Properties a version's schema lacks never get here (gate drops them).
 
 func notSupported(path string) error {
 	return apierr.New(apierr.Invalid, "FeatureNotSupported",
 		"The property '%s' is not supported by berth yet. Remove it, or deploy this container group to Azure.", path).WithTarget(path)
 }
 
-// set reports whether a JSON value is present and not null or empty.
-func set(v json.RawMessage) bool {
-	t := bytes.TrimSpace(v)
-	switch string(t) {
-	case "", "null", "[]", "{}", `""`:
-		return false
-	}
-	return true
-}
-
-type rawObject map[string]json.RawMessage
-
-func firstSet(obj rawObject, keys []string, prefix string) error {
-	for _, k := range keys {
-		if set(obj[k]) {
-			return notSupported(prefix + k)
-		}
-	}
-	return nil
-}
-
-// checkUnsupported looks through a PUT body for properties berth does not
-// implement. Malformed JSON is left to the main decoder to report.
-func checkUnsupported(body []byte) error {
-	var top rawObject
-	if json.Unmarshal(body, &top) != nil {
-		return nil
-	}
-	if id := top["identity"]; set(id) {
+// checkUnsupported looks through a decoded (gated) PUT body and the group
+// made of it for what berth refuses.
+func checkUnsupported(in *putGroup, g *aci.Group) error {
+	if id := jsonValue(in.Identity); id != nil {
 		var ident struct {
 			Type string `json:"type"`
 		}
-		if json.Unmarshal(id, &ident) != nil || (ident.Type != "" && ident.Type != "None") {
+		if json.Unmarshal(id, &ident) != nil || (ident.Type != "" && !strings.EqualFold(ident.Type, "None")) {
 			return notSupported("identity")
 		}
 	}
-	var props rawObject
-	if json.Unmarshal(top["properties"], &props) != nil {
+	p := in.Properties
+	var refs []json.RawMessage
+	if jsonValue(p.SecretReferences) != nil && json.Unmarshal(p.SecretReferences, &refs) == nil && len(refs) > 0 {
+		return notSupported("properties.secretReferences")
+	}
+	if g.StandbyPoolProfile != nil {
+		return apierr.New(apierr.Invalid, "FeatureNotSupported",
+			"The property 'properties.standbyPoolProfile' is not supported: berth has no standby pools. Remove it to create the container group directly.").
+			WithTarget("properties.standbyPoolProfile")
+	}
+	for i, rc := range g.RegistryCredentials {
+		path := fmt.Sprintf("properties.imageRegistryCredentials[%d].", i)
+		switch {
+		case rc.Identity != "":
+			return notSupported(path + "identity")
+		case rc.IdentityURL != "":
+			return notSupported(path + "identityUrl")
+		case rc.PasswordReference != "":
+			return notSupported(path + "passwordReference")
+		}
+	}
+	envs := func(env []aci.EnvVar, path string) error {
+		for j, e := range env {
+			if e.SecureValueReference != "" {
+				return notSupported(fmt.Sprintf("%s.environmentVariables[%d].secureValueReference", path, j))
+			}
+		}
 		return nil
 	}
-	if err := firstSet(props, unsupportedGroup, "properties."); err != nil {
-		return err
-	}
-	var containers []struct {
-		Properties rawObject `json:"properties"`
-	}
-	if json.Unmarshal(props["containers"], &containers) != nil {
-		return nil
-	}
-	for i, c := range containers {
-		prefix := fmt.Sprintf("properties.containers[%d].properties.", i)
-		if err := firstSet(c.Properties, unsupportedContainer, prefix); err != nil {
+	for i, c := range g.Containers {
+		if err := envs(c.Env, fmt.Sprintf("properties.containers[%d].properties", i)); err != nil {
 			return err
 		}
-		var res struct {
-			Requests rawObject `json:"requests"`
-			Limits   rawObject `json:"limits"`
+	}
+	for i, c := range g.InitContainers {
+		if err := envs(c.Env, fmt.Sprintf("properties.initContainers[%d].properties", i)); err != nil {
+			return err
 		}
-		if json.Unmarshal(c.Properties["resources"], &res) == nil {
-			if err := firstSet(res.Requests, unsupportedRequests, prefix+"resources.requests."); err != nil {
-				return err
-			}
-			if err := firstSet(res.Limits, unsupportedRequests, prefix+"resources.limits."); err != nil {
-				return err
-			}
+	}
+	for i, v := range g.Volumes {
+		path := fmt.Sprintf("properties.volumes[%d].", i)
+		if len(v.SecretReference) > 0 {
+			return notSupported(path + "secretReference")
+		}
+		if v.AzureFile != nil && v.AzureFile.StorageAccountKeyReference != "" {
+			return notSupported(path + "azureFile.storageAccountKeyReference")
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,93 +15,197 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/berth-dev/berth/internal/aci"
+	"github.com/berth-dev/berth/internal/operation"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func sampleView() *aci.View {
-	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	code := 0
-	g := &aci.Group{
-		Subscription: "sub", ResourceGroup: "rg", Name: "web", Location: "westeurope", Tags: map[string]string{"env": "dev"},
-		SKU: "Standard", OSType: "Linux", RestartPolicy: "Always", ProvisioningState: "Succeeded", IP: "10.213.0.5",
-		Containers: []aci.Container{{
-			Name: "app", Image: "127.0.0.1:7444/app:v1", Command: []string{"/app", "serve"},
-			Env:      []aci.EnvVar{{Name: "A", Value: "1"}, {Name: "S", Value: "secret", Secure: true}},
-			Ports:    []aci.Port{{Port: 8080, Protocol: "TCP"}},
-			Requests: aci.Resources{CPU: 1, MemoryGB: 1.5},
-		}, {
-			Name: "job", Image: "127.0.0.1:7444/app:v1", Requests: aci.Resources{CPU: 0.5, MemoryGB: 0.5},
-			Limits: &aci.Resources{CPU: 1, MemoryGB: 1},
-		}},
-		IPAddress:           &aci.IPAddress{Type: "Public", Ports: []aci.Port{{Port: 8080, Protocol: "TCP"}}, DNSNameLabel: "myapp"},
-		RegistryCredentials: []aci.RegistryCredential{{Server: "127.0.0.1:7444", Username: "u", Password: "p"}},
-	}
-	ev := []aci.Event{{Count: 1, FirstTimestamp: t0, LastTimestamp: t0, Name: "Pulling", Message: `pulling image "127.0.0.1:7444/app:v1"`, Type: "Normal"}}
-	return &aci.View{Group: g, State: "Running", Events: []aci.Event{}, Containers: map[string]*aci.ContainerView{
-		"app": {CurrentState: aci.ContainerState{State: "Running", StartTime: t0}, Events: ev},
-		"job": {RestartCount: 1, CurrentState: aci.ContainerState{State: "Terminated", StartTime: t0, FinishTime: t0.Add(time.Second), ExitCode: &code, DetailStatus: "Completed"},
-			PreviousState: &aci.ContainerState{State: "Terminated", StartTime: t0, FinishTime: t0, ExitCode: &code, DetailStatus: "Completed"}, Events: []aci.Event{}},
-	}}
-}
+// goldenVersions are the representative api-versions with golden files.
+var goldenVersions = []string{"2021-03-01", "2021-10-01", "2023-05-01", "2024-05-01-preview", "2025-09-01"}
 
-func TestGolden(t *testing.T) {
-	for name, v := range map[string]any{
-		"get.json":  toWire(sampleView(), true),
-		"list.json": listResult{Value: []containerGroup{toWire(sampleView(), false)}},
-	} {
-		got, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
+// checkGolden compares v's indented JSON with testdata/golden/name.
+func checkGolden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "golden", name)
-		if *update {
-			os.MkdirAll(filepath.Dir(path), 0o755)
-			os.WriteFile(path, append(got, '\n'), 0o644)
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create)", err)
-		}
-		if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
-			t.Errorf("%s differs from golden:\n%s", name, got)
-		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+		t.Errorf("%s differs from golden:\n%s", name, got)
 	}
 }
 
-// TestResponsesValidateAgainstSpec checks berth's GET and list bodies against
-// the published swagger of the api-versions the SDKs send.
+// minimalView is the smallest group: what `az container create --image`
+// makes, as the PUT's 201 body shows it (Pending, no address yet).
+func minimalView(t *testing.T, ver string) *aci.View {
+	g, err := decodeGroup([]byte(`{"location":"westus","properties":{"containers":[{"name":"c","properties":{"image":"127.0.0.1:7444/app:v1","resources":{"requests":{"cpu":1,"memoryInGB":1.5}}}}],"osType":"Linux"}}`), ver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Subscription, g.ResourceGroup, g.Name, g.ProvisioningState = "sub", "rg", "mini", "Pending"
+	return &aci.View{Group: g, State: "Pending", Events: []aci.Event{}}
+}
+
+// TestGolden renders, per representative api-version, the full group
+// (GET and list) and the minimal one (PUT's 201).
+func TestGolden(t *testing.T) {
+	for _, ver := range goldenVersions {
+		t.Run(ver, func(t *testing.T) {
+			checkGolden(t, ver+"-get.json", toWire(fullView(t, ver), ver, true))
+			checkGolden(t, ver+"-list.json", listResult{Value: []containerGroup{toWire(fullView(t, ver), ver, false)}})
+			checkGolden(t, ver+"-put-minimal.json", toWire(minimalView(t, ver), ver, true))
+		})
+	}
+}
+
+func TestRenderIsPure(t *testing.T) {
+	v := fullView(t, "2025-09-01")
+	a, _ := json.Marshal(toWire(v, "2025-09-01", true))
+	_, _ = json.Marshal(toWire(v, "2021-03-01", true))
+	b, _ := json.Marshal(toWire(v, "2025-09-01", true))
+	if !bytes.Equal(a, b) {
+		t.Fatal("rendering changed with an earlier rendering")
+	}
+}
+
+// TestRealServiceShapes checks the shapes real-service traffic shows.
+func TestRealServiceShapes(t *testing.T) {
+	for _, ver := range Versions.List {
+		var doc map[string]any
+		b, _ := json.Marshal(toWire(minimalView(t, ver), ver, true))
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		p := doc["properties"].(map[string]any)
+		c := p["containers"].([]any)[0].(map[string]any)["properties"].(map[string]any)
+		if tags, ok := doc["tags"].(map[string]any); !ok || len(tags) != 0 {
+			t.Errorf("%s: tags %v, want {}", ver, doc["tags"])
+		}
+		if _, ok := c["command"]; ok {
+			t.Errorf("%s: command rendered though none was given", ver)
+		}
+		for k, v := range map[string]any{"ports": c["ports"], "environmentVariables": c["environmentVariables"], "initContainers": p["initContainers"]} {
+			if a, ok := v.([]any); !ok || len(a) != 0 {
+				t.Errorf("%s: %s = %v, want []", ver, k, v)
+			}
+		}
+		if iv, ok := p["instanceView"].(map[string]any); !ok || iv["state"] != "Pending" {
+			t.Errorf("%s: instanceView %v", ver, p["instanceView"])
+		}
+		_, hasTimeout := p["provisioningTimeoutInSeconds"]
+		wantTimeout := featuresOf(ver).has(fProvisioningTimeout)
+		if hasTimeout != wantTimeout || (wantTimeout && (p["provisioningTimeoutInSeconds"] != 1800.0 || (p["isCustomProvisioningTimeout"] != false && p["isCustomProvisioningTimeout"] != "False"))) {
+			t.Errorf("%s: timeout %v/%v", ver, p["provisioningTimeoutInSeconds"], p["isCustomProvisioningTimeout"])
+		}
+		if p["sku"] != "Standard" {
+			t.Errorf("%s: sku %v", ver, p["sku"])
+		}
+	}
+	// The reuse scope defaults to Unsecure where the version has it, and
+	// the fqdn is the region's azurecontainer.io name.
+	g, err := decodeGroup([]byte(`{"location":"West Europe","properties":{"containers":[{"name":"c","properties":{"image":"i","ports":[{"port":80}],"resources":{"requests":{"cpu":1,"memoryInGB":1}}}}],"osType":"Linux","ipAddress":{"type":"Public","ports":[{"port":80}],"dnsNameLabel":"myapp"}}}`), "2021-03-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Name = "x"
+	for ver, scope := range map[string]string{"2021-03-01": "", "2021-10-01": "Unsecure", "2025-09-01": "Unsecure"} {
+		ip := toWire(&aci.View{Group: g}, ver, false).Properties.IPAddress
+		if ip.AutoGeneratedDomainNameLabelScope != scope || ip.Fqdn != "myapp.westeurope.azurecontainer.io" {
+			t.Errorf("%s: scope %q fqdn %q", ver, ip.AutoGeneratedDomainNameLabelScope, ip.Fqdn)
+		}
+	}
+	g.Fqdn = "myapp-abc.westeurope.azurecontainer.io"
+	if ip := toWire(&aci.View{Group: g}, "2023-05-01", false).Properties.IPAddress; ip.Fqdn != g.Fqdn {
+		t.Errorf("fqdn %q, want the domain's %q", ip.Fqdn, g.Fqdn)
+	}
+}
+
+func TestOperationStatus(t *testing.T) {
+	t0 := time.Date(2023, 5, 5, 0, 15, 33, 196324600, time.UTC)
+	op := &operation.Operation{ID: "op1", ResourceID: "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web", Status: operation.InProgress, StartTime: t0}
+	ev := func(name string, at time.Time) aci.Event {
+		return aci.Event{Count: 1, FirstTimestamp: at, LastTimestamp: at, Name: name, Message: name + " message", Type: "Normal"}
+	}
+	checkGolden(t, "operation-pending.json", operationStatusOf(op, nil))
+	op.Status = operation.Succeeded
+	checkGolden(t, "operation-succeeded.json", operationStatusOf(op, []aci.Event{ev("Pulled", t0.Add(7*time.Second)), ev("Pulling", t0.Add(4*time.Second))}))
+	op.Status, op.ErrorCode, op.ErrorMsg = operation.Failed, "InaccessibleImage", "The image 'x' in container group 'web' is not accessible. Please check the image and registry credential."
+	checkGolden(t, "operation-failed.json", operationStatusOf(op, nil))
+}
+
+// specSchemas loads the published swagger of ver as OpenAPI 3 schemas.
+// Properties ACI never returns (x-ms-secret: LogAnalytics.workspaceKey)
+// are still marked required in the swagger; they are made optional here,
+// since berth omits them as Azure does.
+func specSchemas(t *testing.T, ver string) openapi3.Schemas {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "specs", "containerInstance-"+ver+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc2 openapi2.T
+	if err := json.Unmarshal(raw, &doc2); err != nil {
+		t.Fatal(err)
+	}
+	doc3, err := openapi2conv.ToV3(&doc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := doc3.Components.Schemas["LogAnalytics"].Value
+	la.Required = slices.DeleteFunc(la.Required, func(s string) bool { return s == "workspaceKey" })
+	return doc3.Components.Schemas
+}
+
+// validateResponse checks a rendered body against schema name of ver.
+func validateResponse(t *testing.T, schemas openapi3.Schemas, name string, v any) {
+	t.Helper()
+	ref := schemas[name]
+	if ref == nil {
+		t.Fatalf("spec has no %s", name)
+	}
+	b, _ := json.Marshal(v)
+	var decoded any
+	_ = json.Unmarshal(b, &decoded)
+	if err := ref.Value.VisitJSON(decoded, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
+		t.Errorf("%s does not validate: %v\n%s", name, err, b)
+	}
+}
+
+// TestResponsesValidateAgainstSpec checks berth's GET and list bodies
+// against the published swagger of the versions that have a copy here.
 func TestResponsesValidateAgainstSpec(t *testing.T) {
 	for _, ver := range []string{"2021-03-01", "2023-05-01"} {
 		t.Run(ver, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata", "specs", "containerInstance-"+ver+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var doc2 openapi2.T
-			if err := json.Unmarshal(raw, &doc2); err != nil {
-				t.Fatal(err)
-			}
-			doc3, err := openapi2conv.ToV3(&doc2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			schemas := doc3.Components.Schemas
-			listName := "ContainerGroupListResult"
-			for name, v := range map[string]any{"ContainerGroup": toWire(sampleView(), true), listName: listResult{Value: []containerGroup{toWire(sampleView(), false)}}} {
-				ref := schemas[name]
-				if ref == nil {
-					t.Fatalf("spec has no %s", name)
-				}
-				b, _ := json.Marshal(v)
-				var decoded any
-				_ = json.Unmarshal(b, &decoded)
-				// x-ms-secret properties the service never returns are still
-				// marked required in some specs; berth omits them like Azure.
-				if err := ref.Value.VisitJSON(decoded, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
-					t.Errorf("%s does not validate against %s: %v", name, ver, err)
-				}
-			}
+			schemas := specSchemas(t, ver)
+			validateResponse(t, schemas, "ContainerGroup", toWire(fullView(t, ver), ver, true))
+			validateResponse(t, schemas, "ContainerGroup", toWire(minimalView(t, ver), ver, true))
+			validateResponse(t, schemas, "ContainerGroupListResult", listResult{Value: []containerGroup{toWire(fullView(t, ver), ver, false)}})
 		})
+	}
+}
+
+// TestFeatureTableCoversVersions keeps the feature table and the served
+// versions in step.
+func TestFeatureTableCoversVersions(t *testing.T) {
+	if len(versionFeatures) != len(Versions.List) {
+		t.Errorf("feature table has %d versions, Versions.List %d", len(versionFeatures), len(Versions.List))
+	}
+	for _, v := range Versions.List {
+		if _, ok := versionFeatures[v]; !ok {
+			t.Errorf("no features for %s", v)
+		}
 	}
 }
