@@ -63,15 +63,21 @@ type uploadSeen struct {
 	since time.Time
 }
 
-// StartGC runs CollectGarbage every interval until ctx is done, removing
-// content that has been unlinked, and uploads that have been idle, for
-// longer than grace (and links by Config.LinkGrace). Errors are logged; the
-// next pass retries. A non-positive interval disables it.
-func (r *Registry) StartGC(ctx context.Context, interval, grace time.Duration) {
+// StartGC runs CollectGarbage every interval until stop is called,
+// removing content that has been unlinked, and uploads that have been
+// idle, for longer than grace (and links by Config.LinkGrace). Errors are
+// logged; the next pass retries. A non-positive interval disables it. stop
+// ends the loop and waits for a pass in progress to end, so that nothing
+// of a stopped registry is collected afterwards (a registry re-created
+// under the same name shares its directory).
+func (r *Registry) StartGC(interval, grace time.Duration) (stop func()) {
 	if interval <= 0 {
-		return
+		return func() {}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -89,6 +95,7 @@ func (r *Registry) StartGC(ctx context.Context, interval, grace time.Duration) {
 			}
 		}
 	}()
+	return func() { cancel(); <-done }
 }
 
 // CollectGarbage runs one collection pass (see the comment at the top of
@@ -246,6 +253,9 @@ func (r *Registry) sweepContent(ctx context.Context, now time.Time, grace time.D
 	for _, d := range held {
 		if live[d.String()] {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err // stopped: delete nothing more
 		}
 		if err := r.blobs.Delete(ctx, d); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			return n, err

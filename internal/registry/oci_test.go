@@ -780,3 +780,23 @@ func TestReadDisabledEverywhere(t *testing.T) {
 	patch("app", `{"readEnabled":false}`)
 	e.do(request{method: "GET", path: referrers, auth: "basic"}).want(t, 403, "DENIED")
 }
+
+// After StartGC's stop returns, no pass runs: a registry re-created under
+// the same name (same directory) keeps its content.
+func TestGarbageCollectionStops(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, realStores(t))
+	ctx := context.Background()
+	stop := e.reg.StartGC(time.Millisecond, 0)
+	stop()
+	stray := e.pushBlob("app", []byte("unreferenced, collectable at once"))
+	e.clock.Advance(DefaultLinkGrace + time.Hour)
+	time.Sleep(50 * time.Millisecond) // many intervals of a collector that kept running
+	if _, err := e.blobs.Stat(ctx, stray); err != nil {
+		t.Fatalf("collected after stop: %v", err)
+	}
+	// The same blob is collectable: a pass (run by hand) takes it.
+	if st, err := e.reg.CollectGarbage(ctx, 0); err != nil || st.Blobs != 1 {
+		t.Fatalf("manual pass: %+v %v", st, err)
+	}
+}

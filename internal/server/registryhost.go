@@ -49,7 +49,7 @@ type registryHost struct {
 type servedRegistry struct {
 	login  string
 	srv    *http.Server
-	stopGC context.CancelFunc
+	stopGC func() // stops garbage collection and waits for a pass to end
 }
 
 // Garbage collection of unreferenced blobs and abandoned uploads.
@@ -113,8 +113,7 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error 
 			h.log.Warn("forward registry into groups", "registry", name, "err", err)
 		}
 	}
-	gcCtx, stopGC := context.WithCancel(context.Background())
-	reg.StartGC(gcCtx, gcInterval, gcGrace)
+	stopGC := reg.StartGC(gcInterval, gcGrace)
 	h.served[key0(name)] = &servedRegistry{login: login, srv: srv, stopGC: stopGC}
 	return nil
 }
