@@ -31,6 +31,7 @@ type sdk struct {
 	groups *armresources.ResourceGroupsClient
 	cgs    *aci.ContainerGroupsClient
 	ctrs   *aci.ContainersClient
+	loc    *aci.LocationClient
 }
 
 // newSDK wires the SDK as the README tells users to.
@@ -58,6 +59,9 @@ func newSDK(t *testing.T, b *berth) *sdk {
 		t.Fatal(err)
 	}
 	if s.ctrs, err = aci.NewContainersClient(sub, cred, aopts); err != nil {
+		t.Fatal(err)
+	}
+	if s.loc, err = aci.NewLocationClient(sub, cred, aopts); err != nil {
 		t.Fatal(err)
 	}
 	return s
