@@ -1,9 +1,15 @@
 // Command startup measures how long berth takes from a container-group PUT to
-// the group reported Running (image already cached), beside the floor: `ctr
-// run -d` of the same image on the same containerd, in the same run. It
-// prints both medians (of -n runs) and their ratio.
+// the group reported Running, as the SDK sees it, beside the floor on the
+// same containerd in the same run:
 //
-//	go run ./bench/startup [-n 20]
+//  1. cached image: berth vs `ctr run -d` of the same image (p50 and p95 of
+//     -n runs each, and their ratio);
+//
+//  2. never-pulled image of -pull-mib MiB (the test image plus a random
+//     layer) from berth's registry: berth vs `ctr image pull` + `ctr run -d`
+//     of another image of the same size (-pulls runs each).
+//
+//     go run ./bench/startup [-n 50] [-pulls 3] [-pull-mib 100]
 //
 // Needs root (it starts berth, which starts containerd).
 package main
@@ -30,14 +36,20 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
 func main() {
-	n := flag.Int("n", 20, "runs per side")
+	n := flag.Int("n", 50, "runs per side, cached image")
+	pulls := flag.Int("pulls", 3, "runs per side, never-pulled image")
+	pullMiB := flag.Int("pull-mib", 100, "size of the random layer of the never-pulled images")
 	flag.Parse()
-	if err := run(*n); err != nil {
+	if err := run(*n, *pulls, *pullMiB); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
 		os.Exit(1)
 	}
@@ -45,7 +57,7 @@ func main() {
 
 type env map[string]string
 
-func run(n int) error {
+func run(n, pulls, pullMiB int) error {
 	tmp, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
 		return err
@@ -168,12 +180,70 @@ func run(n int) error {
 		_ = ctr("task", "rm", "-f", id)
 		_ = ctr("container", "rm", id)
 	}
-	bm, cm := median(berthTimes), median(ctrTimes)
-	fmt.Printf("create → Running, cached image, median of %d:\n", n)
-	fmt.Printf("  berth (ARM PUT → op Succeeded → GET Running): %v\n", bm.Round(time.Millisecond))
-	fmt.Printf("  floor (ctr run -d, same image):                %v\n", cm.Round(time.Millisecond))
-	fmt.Printf("  ratio berth/floor: %.2f×\n", float64(bm)/float64(cm))
+	bm, cm := percentile(berthTimes, 50), percentile(ctrTimes, 50)
+	fmt.Printf("create → Running, cached image, %d runs each:\n", n)
+	fmt.Printf("  berth (ARM PUT → op Succeeded → GET Running): p50 %v  p95 %v\n", bm.Round(time.Millisecond), percentile(berthTimes, 95).Round(time.Millisecond))
+	fmt.Printf("  floor (ctr run -d, same image):                p50 %v  p95 %v\n", cm.Round(time.Millisecond), percentile(ctrTimes, 95).Round(time.Millisecond))
+	fmt.Printf("  ratio berth/floor at p50: %.2f×\n", float64(bm)/float64(cm))
+
+	if pulls <= 0 {
+		return nil
+	}
+	// Never-pulled images: each run pushes two fresh images of the same
+	// size (random layers), one for each side.
+	auth := &authn.Basic{Username: e["AZURE_CLIENT_ID"], Password: e["AZURE_CLIENT_SECRET"]}
+	var berthPull, ctrPull []time.Duration
+	for i := 0; i < pulls; i++ {
+		refs := [2]string{}
+		for j := range refs {
+			big, err := withRandomLayer(img, int64(pullMiB)<<20)
+			if err != nil {
+				return err
+			}
+			refs[j] = fmt.Sprintf("%s/bench/big:%d-%d-%d", e["BERTH_REGISTRY"], time.Now().UnixNano(), i, j)
+			if _, err := testimage.PushImage(big, refs[j], auth, client.Transport); err != nil {
+				return err
+			}
+		}
+		name := "pull" + strconv.Itoa(i)
+		d, err := a.createRunning(name, refs[0])
+		if err != nil {
+			return err
+		}
+		berthPull = append(berthPull, d)
+		a.delete(name)
+
+		id := "bench-pull-" + strconv.Itoa(i)
+		t0 := time.Now()
+		if err := ctr("image", "pull", "--user", e["AZURE_CLIENT_ID"]+":"+e["AZURE_CLIENT_SECRET"], "--tlscacert", filepath.Join(data, "pki", "ca.pem"), refs[1]); err != nil {
+			return err
+		}
+		if err := ctr("run", "-d", refs[1], id); err != nil {
+			return err
+		}
+		ctrPull = append(ctrPull, time.Since(t0))
+		_ = ctr("task", "kill", "-s", "SIGKILL", id)
+		time.Sleep(50 * time.Millisecond)
+		_ = ctr("task", "rm", "-f", id)
+		_ = ctr("container", "rm", id)
+		_ = ctr("image", "rm", refs[0], refs[1])
+	}
+	bp, cp := percentile(berthPull, 50), percentile(ctrPull, 50)
+	fmt.Printf("create → Running, never-pulled %d MiB image from berth's registry, %d runs each:\n", pullMiB, pulls)
+	fmt.Printf("  berth (PUT → Running, pull included): p50 %v\n", bp.Round(time.Millisecond))
+	fmt.Printf("  floor (ctr image pull + ctr run -d):  p50 %v\n", cp.Round(time.Millisecond))
+	fmt.Printf("  ratio berth/floor at p50: %.2f×\n", float64(bp)/float64(cp))
 	return nil
+}
+
+// withRandomLayer returns img with a layer of size random (incompressible)
+// bytes on top.
+func withRandomLayer(img v1.Image, size int64) (v1.Image, error) {
+	layer, err := random.Layer(size, types.OCILayer)
+	if err != nil {
+		return nil, err
+	}
+	return mutate.AppendLayers(img, layer)
 }
 
 type api struct {
@@ -283,10 +353,12 @@ func token(c *http.Client, e env) (string, error) {
 	return t.AccessToken, nil
 }
 
-func median(ds []time.Duration) time.Duration {
+// percentile returns the p-th percentile (nearest rank) of ds.
+func percentile(ds []time.Duration, p int) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+	i := (len(s)*p + 99) / 100
+	return s[max(i-1, 0)]
 }
 
 func freeAddr() (string, error) {
