@@ -76,7 +76,7 @@ func (r *Runtime) runInit(ctx context.Context, rec *record, spec runtime.GroupSp
 	if err := st.Error(); err != nil {
 		return failed(fmt.Errorf("wait task: %w", err))
 	}
-	info, err := cont.Info(ctx, client.WithoutRefreshedMetadata)
+	info, err := cont.Info(ctx) // refreshed: startTask labelled it
 	if err != nil {
 		return failed(err)
 	}

@@ -24,9 +24,11 @@ import (
 //
 //	runAsUser / runAsGroup     process uid / gid (a uid alone takes its gid
 //	                           from the image's /etc/passwd, else 0)
-//	capabilities add / drop    bounding, effective and permitted sets; "ALL"
-//	                           adds or drops every capability; added first,
-//	                           then dropped
+//	capabilities add / drop    bounding, effective and permitted sets: add
+//	                           "ALL" (every capability berth has), drop "ALL"
+//	                           (none), then the named ones added, then the
+//	                           named ones dropped (as Kubernetes does: drop
+//	                           ALL + add NET_ADMIN leaves NET_ADMIN)
 //	allowPrivilegeEscalation   false: no_new_privs; true: without it
 //	privileged                 every capability, every host device, writable
 //	                           /sys and /sys/fs/cgroup, no seccomp filter
@@ -76,15 +78,14 @@ func securityOpts(sc *runtime.SecurityContext) ([]oci.SpecOpts, error) {
 		return nil, fmt.Errorf("capabilities drop: %w", err)
 	}
 	privileged := sc.Privileged != nil && *sc.Privileged
-	if !privileged {
+	if !privileged { // as containerd's CRI plugin does it
 		if slices.Contains(add, "ALL") {
 			opts = append(opts, oci.WithAllCurrentCapabilities)
 		}
-		opts = append(opts, oci.WithAddedCapabilities(without(add, "ALL")))
 		if slices.Contains(drop, "ALL") {
 			opts = append(opts, oci.WithCapabilities(nil))
 		}
-		opts = append(opts, oci.WithDroppedCapabilities(without(drop, "ALL")))
+		opts = append(opts, oci.WithAddedCapabilities(without(add, "ALL")), oci.WithDroppedCapabilities(without(drop, "ALL")))
 	}
 
 	if sc.AllowPrivilegeEscalation != nil {
