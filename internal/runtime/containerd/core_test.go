@@ -423,6 +423,9 @@ func TestResolvConf(t *testing.T) {
 	}
 
 	def := e.Spec(runtimetest.GroupID("dnsdef"), runtime.RestartNever, "read", "/etc/resolv.conf")
+	// A volume over /etc does not hide the group's resolv.conf.
+	def.Volumes = []runtime.VolumeSpec{{Name: "etc", Kind: runtime.VolumeEmptyDir}}
+	def.Containers[0].Mounts = []runtime.Mount{{Volume: "etc", Path: "/etc"}}
 	def.Containers = append(def.Containers, e.App("writer", "write", "/etc/resolv.conf", "nameserver 1.2.3.4"))
 	st := runDone(t, rt, def)
 	if got := runtimetest.Logs(t, rt, def.ID, "main"); !strings.Contains(got, "nameserver 10.214.0.1\nsearch berth.internal\n") {

@@ -1,8 +1,13 @@
 package containerd
 
 import (
+	"context"
 	"fmt"
+	"path"
+	"slices"
+	"strings"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -27,7 +32,19 @@ func (r *Runtime) coreSpecOpts(spec runtime.GroupSpec, c runtime.ContainerSpec) 
 		return nil, err
 	}
 	opts = append(opts, sec...)
-	return append(opts, r.gpuOpts(spec.ID, c)...), nil
+	opts = append(opts, r.gpuOpts(spec.ID, c)...)
+	return append(opts, withSortedMounts), nil
+}
+
+// withSortedMounts orders the mounts parents first (by the number of
+// elements of their destination, stably), as containerd's CRI plugin does:
+// a volume mounted at /etc must not hide /etc/hosts and /etc/resolv.conf.
+func withSortedMounts(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	depth := func(m specs.Mount) int {
+		return strings.Count(strings.TrimSuffix(path.Clean(m.Destination), "/"), "/")
+	}
+	slices.SortStableFunc(s.Mounts, func(a, b specs.Mount) int { return depth(a) - depth(b) })
+	return nil
 }
 
 // validateCore checks what the features above take from a spec: volumes and
@@ -39,7 +56,7 @@ func validateCore(spec runtime.GroupSpec) error {
 	if err := validateDNS(spec.DNS); err != nil {
 		return err
 	}
-	for _, c := range append(append([]runtime.ContainerSpec(nil), spec.InitContainers...), spec.Containers...) {
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		if err := validateSecurity(c.Security); err != nil {
 			return fmt.Errorf("group %q: container %q: security context: %w", spec.ID, c.Name, err)
 		}
