@@ -198,10 +198,11 @@ func firstMounter(spec runtime.GroupSpec, name string) string {
 	return ""
 }
 
-// mkdirMode creates dir (and its parents) and gives it mode, whatever the
-// umask.
+// mkdirMode creates dir (and its parents, for root only: runc resolves bind
+// mount sources as root, and a 0777 volume must not be reachable by the
+// host's other users) and gives it mode, whatever the umask.
 func mkdirMode(dir string, mode os.FileMode) error {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	return os.Chmod(dir, mode)
