@@ -3,7 +3,7 @@
 
 GO      ?= go
 BIN     := bin/berth
-APT_PKGS := containerd runc containernetworking-plugins iptables iproute2 busybox-static skopeo ca-certificates
+APT_PKGS := containerd runc containernetworking-plugins iptables iproute2 busybox-static skopeo ca-certificates git
 GOFLAGS_TEST ?= -count=1 -timeout 60m
 
 .PHONY: run test build deps bench vet clean

@@ -27,9 +27,9 @@ import (
 const cfsPeriod = 100000
 
 // createContainer creates the containerd container (snapshot, OCI spec,
-// labels) for c of group rec. A leftover with the same id (from a crash) is
-// removed first.
-func (r *Runtime) createContainer(ctx context.Context, rec *record, c runtime.ContainerSpec, img client.Image) (client.Container, error) {
+// labels) for c of group rec (an init container if init). A leftover with the
+// same id (from a crash, or an earlier run) is removed first.
+func (r *Runtime) createContainer(ctx context.Context, rec *record, spec runtime.GroupSpec, c runtime.ContainerSpec, img client.Image, init bool) (client.Container, error) {
 	cid := containerID(rec.ID, c.Name)
 	specOpts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
@@ -59,6 +59,11 @@ func (r *Runtime) createContainer(ctx context.Context, rec *record, c runtime.Co
 	if c.MemoryBytes > 0 {
 		specOpts = append(specOpts, oci.WithMemoryLimit(uint64(c.MemoryBytes)))
 	}
+	core, err := r.coreSpecOpts(spec, c)
+	if err != nil {
+		return nil, err
+	}
+	specOpts = append(specOpts, core...)
 	labels := map[string]string{}
 	for k, v := range rec.Labels { // the group's, for humans using ctr
 		if !ownLabels[k] {
@@ -66,6 +71,9 @@ func (r *Runtime) createContainer(ctx context.Context, rec *record, c runtime.Co
 		}
 	}
 	labels[labelGroup], labels[labelName] = rec.ID, c.Name
+	if init {
+		labels[labelInit] = "true"
+	}
 	create := func() (client.Container, error) {
 		return r.client.NewContainer(ctx, cid,
 			client.WithImage(img),
@@ -148,36 +156,44 @@ func (r *Runtime) removeContainer(ctx context.Context, groupID string, cont clie
 
 // stopTask kills a task that still runs and deletes it.
 func (r *Runtime) stopTask(ctx context.Context, groupID, name string, task client.Task) error {
+	_, err := r.stopTaskStatus(ctx, groupID, name, task)
+	return err
+}
+
+// stopTaskStatus is stopTask, also returning how the task ended (nil when
+// containerd no longer knew).
+func (r *Runtime) stopTaskStatus(ctx context.Context, groupID, name string, task client.Task) (*client.ExitStatus, error) {
 	st, err := task.Status(ctx)
 	if err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("task status: %w", err)
+		return nil, fmt.Errorf("task status: %w", err)
 	}
 	if st.Status == client.Running || st.Status == client.Paused || st.Status == client.Pausing {
 		r.emit(groupID, name, runtime.EventKilling, fmt.Sprintf("Killing container with id %s.", task.ID()), false, 0)
 		exited, err := task.Wait(ctx)
 		if err != nil {
-			return fmt.Errorf("wait task: %w", err)
+			return nil, fmt.Errorf("wait task: %w", err)
 		}
 		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("SIGTERM: %w", err)
+			return nil, fmt.Errorf("SIGTERM: %w", err)
 		}
 		select {
 		case <-exited:
 		case <-time.After(r.cfg.StopTimeout):
 			if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
-				return fmt.Errorf("SIGKILL: %w", err)
+				return nil, fmt.Errorf("SIGKILL: %w", err)
 			}
 			select {
 			case <-exited:
 			case <-time.After(30 * time.Second):
-				return errors.New("task did not exit after SIGKILL")
+				return nil, errors.New("task did not exit after SIGKILL")
 			}
 		}
 	}
-	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete task: %w", err)
+	es, err := task.Delete(ctx, client.WithProcessKill)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("delete task: %w", err)
 	}
-	return nil
+	return es, nil
 }
 
 // readTail returns the file at path, or only its last n lines if n > 0,

@@ -207,6 +207,7 @@ func TestConformance(t *testing.T) {
 		Image:        image,
 		Credentials:  creds(host),
 		MissingImage: host + "/berth/notthere:v1",
+		HostGPUs:     usableGPUs(),
 	})
 }
 

@@ -25,6 +25,29 @@
 // loopback, say), for proxies that the group's containers reach on
 // localhost.
 //
+// What a group's containers get besides (see the files named):
+//   - volumes (volumes.go): emptyDir and gitRepo volumes are directories of
+//     the group (a gitRepo is cloned with the git program, file, http(s) and
+//     git URLs only, before any container starts), a secret volume is a
+//     tmpfs of its own (files 0400, directory 0500, owned by the user of
+//     the first container mounting it that sets one), a share is a directory
+//     under shares/ kept across groups; all bind-mounted, ordered parents
+//     first.
+//   - init containers (init.go) run one after another to completion before
+//     the containers; RestartGroup (restart.go) runs them again.
+//   - the security context (security.go): user and group, capabilities,
+//     no_new_privs, privileged, seccomp (containerd's default profile unless
+//     privileged or given one).
+//   - a cgroup namespace and a read-only /sys/fs/cgroup showing their own
+//     limits; OOM kills are read from the memory cgroup's counters when an
+//     exit is handled (cgroups.go).
+//   - /etc/resolv.conf from the group's DNS settings or Config.DefaultDNS
+//     (dns.go).
+//   - GPUs through CDI when the host has NVIDIA GPUs and a CDI
+//     specification; otherwise a Warning event, or a refusal (gpu.go).
+//     Every container asking for n GPUs gets devices 0..n-1: GPUs are not
+//     allotted exclusively between groups.
+//
 // Unless Config.Socket names a containerd to use, New starts a private
 // containerd (its own root, state and sockets under the data directory, CRI
 // plugin disabled) or adopts the one a previous berth left running there.
@@ -50,5 +73,9 @@
 //	groups/<group>/
 //	    group.json              what the group runs: containers, policy, address
 //	    hosts                   /etc/hosts of the group's containers
+//	    resolv.conf             /etc/resolv.conf of the group's containers
 //	    logs/<group>.<name>.log stdout+stderr of one container, all runs appended
+//	    volumes/<volume>/       an emptyDir or gitRepo volume
+//	    secrets/<volume>/       mount point of a secret volume's tmpfs
+//	shares/<account>/<share>/   a persistent share (names escaped, lower case)
 package containerd

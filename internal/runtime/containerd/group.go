@@ -19,7 +19,6 @@ import (
 
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
@@ -92,19 +91,33 @@ func (g *group) stopWatchers() {
 // record is what a group runs, kept in DataDir/groups/<id>/group.json. It is
 // the group's existence on disk; live state comes from containerd.
 type record struct {
-	ID            string                `json:"id"`
-	Labels        map[string]string     `json:"labels,omitempty"`
-	RestartPolicy runtime.RestartPolicy `json:"restartPolicy"`
-	Containers    []string              `json:"containers"`
-	IP            string                `json:"ip,omitempty"`
+	ID             string                `json:"id"`
+	Labels         map[string]string     `json:"labels,omitempty"`
+	RestartPolicy  runtime.RestartPolicy `json:"restartPolicy"`
+	InitContainers []string              `json:"initContainers,omitempty"`
+	Containers     []string              `json:"containers"`
+	IP             string                `json:"ip,omitempty"`
+	// InitPending: the init containers have not all completed, so the
+	// containers have not been started (see init.go).
+	InitPending bool `json:"initPending,omitempty"`
 }
 
 func newRecord(spec runtime.GroupSpec) *record {
 	rec := &record{ID: spec.ID, Labels: spec.Labels, RestartPolicy: spec.RestartPolicy}
+	for _, c := range spec.InitContainers {
+		rec.InitContainers = append(rec.InitContainers, c.Name)
+	}
 	for _, c := range spec.Containers {
 		rec.Containers = append(rec.Containers, c.Name)
 	}
+	rec.InitPending = len(spec.InitContainers) > 0
 	return rec
+}
+
+// hasContainer reports whether the group has a container or init container
+// called name.
+func (rec *record) hasContainer(name string) bool {
+	return slices.Contains(rec.Containers, name) || slices.Contains(rec.InitContainers, name)
 }
 
 func (r *Runtime) recordPath(id string) string { return filepath.Join(r.groupDir(id), "group.json") }
@@ -183,7 +196,7 @@ func validateSpec(spec runtime.GroupSpec) error {
 		return fmt.Errorf("group %q: no containers", spec.ID)
 	}
 	seen := map[string]bool{}
-	for _, c := range spec.Containers {
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		if c.Name == "" || seen[c.Name] {
 			return fmt.Errorf("group %q: empty or duplicate container name %q", spec.ID, c.Name)
 		}
@@ -192,7 +205,7 @@ func validateSpec(spec runtime.GroupSpec) error {
 			return fmt.Errorf("group %q: container %q has no image", spec.ID, c.Name)
 		}
 	}
-	return nil
+	return validateCore(spec)
 }
 
 // CreateGroup pulls the images, creates the sandbox and starts the
@@ -200,6 +213,9 @@ func validateSpec(spec runtime.GroupSpec) error {
 // removed again.
 func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ runtime.GroupStatus, err error) {
 	if err := validateSpec(spec); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	if err := r.checkGPUs(spec); err != nil {
 		return runtime.GroupStatus{}, err
 	}
 	g, err := r.lockGroup(spec.ID)
@@ -229,18 +245,28 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 		}
 	}()
 
-	images := make([]client.Image, len(spec.Containers))
-	for i, c := range spec.Containers {
-		if images[i], err = r.pullImage(ctx, spec.ID, c.Name, c.Image, spec.Credentials); err != nil {
-			return runtime.GroupStatus{}, err
-		}
+	images, err := r.pullImages(ctx, spec)
+	if err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	if err := r.prepareVolumes(ctx, spec, volumesCreate); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	if err := r.writeResolvConf(spec); err != nil {
+		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
 	}
 	if err := r.setupSandbox(ctx, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
 	}
 	r.startForwards(spec.ID, g, spec)
-	for i, c := range spec.Containers {
-		cont, err := r.createContainer(ctx, rec, c, images[i])
+	if err := r.runInitContainers(ctx, rec, spec, images); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	if err := r.initDone(rec); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	for _, c := range spec.Containers {
+		cont, err := r.createContainer(ctx, rec, spec, c, images[c.Name], false)
 		if err != nil {
 			return runtime.GroupStatus{}, fmt.Errorf("group %q: container %q: %w", spec.ID, c.Name, err)
 		}
@@ -270,7 +296,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 
 	rec := newRecord(spec)
 	if old, err := r.readRecord(spec.ID); err == nil {
-		rec.IP = old.IP
+		rec.IP, rec.InitPending = old.IP, old.InitPending && rec.InitPending
 	} else if !errors.Is(err, runtime.ErrNotFound) {
 		return runtime.GroupStatus{}, err
 	}
@@ -295,6 +321,13 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 	if !forwarding {
 		r.startForwards(spec.ID, g, spec)
 	}
+	// Volumes: a secret's tmpfs is gone after a reboot.
+	if err := r.prepareVolumes(ctx, spec, volumesRecover); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	if err := r.writeResolvConf(spec); err != nil {
+		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
+	}
 
 	// Containers no longer in the spec go.
 	conts, err := r.client.Containers(ctx, groupFilter(spec.ID))
@@ -306,7 +339,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 		if err != nil {
 			continue
 		}
-		if name := info.Labels[labelName]; !slices.Contains(rec.Containers, name) {
+		if name := info.Labels[labelName]; !rec.hasContainer(name) {
 			g.stopWatcher(name)
 			if err := r.removeContainer(ctx, spec.ID, c); err != nil {
 				return runtime.GroupStatus{}, fmt.Errorf("group %q: %w", spec.ID, err)
@@ -314,16 +347,32 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 		}
 	}
 
+	// Init containers that had not all completed run again (from the
+	// first); once the containers have been started, they do not.
+	if rec.InitPending {
+		images, err := r.pullImages(ctx, runtime.GroupSpec{ID: spec.ID, InitContainers: spec.InitContainers,
+			Credentials: spec.Credentials, ResolveCredential: spec.ResolveCredential})
+		if err != nil {
+			return runtime.GroupStatus{}, err
+		}
+		if err := r.runInitContainers(ctx, rec, spec, images); err != nil {
+			return runtime.GroupStatus{}, err
+		}
+		if err := r.initDone(rec); err != nil {
+			return runtime.GroupStatus{}, err
+		}
+	}
+
 	// Missing containers are created; all are watched.
 	var errs []error
 	for _, c := range spec.Containers {
 		if _, err := r.client.LoadContainer(ctx, containerID(spec.ID, c.Name)); errdefs.IsNotFound(err) {
-			img, err := r.pullImage(ctx, spec.ID, c.Name, c.Image, spec.Credentials)
+			img, err := r.pullImage(ctx, spec, c.Name, c.Image)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			cont, err := r.createContainer(ctx, rec, c, img)
+			cont, err := r.createContainer(ctx, rec, spec, c, img, false)
 			if err == nil {
 				err = r.startTask(ctx, spec.ID, c.Name, cont, 0)
 			}
@@ -391,6 +440,9 @@ func (r *Runtime) teardown(ctx context.Context, id string) error {
 	if err := r.releaseSandbox(ctx, id); err != nil {
 		return err
 	}
+	if err := r.removeGroupVolumes(id); err != nil {
+		return err
+	}
 	return os.RemoveAll(r.groupDir(id))
 }
 
@@ -453,6 +505,13 @@ func (r *Runtime) Status(ctx context.Context, id string) (runtime.GroupStatus, e
 
 func (r *Runtime) status(ctx context.Context, rec *record) (runtime.GroupStatus, error) {
 	st := runtime.GroupStatus{ID: rec.ID, IP: rec.IP}
+	for _, name := range rec.InitContainers {
+		cs, err := r.containerStatus(ctx, rec.ID, name)
+		if err != nil {
+			return runtime.GroupStatus{}, fmt.Errorf("group %q: init container %q: %w", rec.ID, name, err)
+		}
+		st.InitContainers = append(st.InitContainers, cs)
+	}
 	for _, name := range rec.Containers {
 		cs, err := r.containerStatus(ctx, rec.ID, name)
 		if err != nil {
@@ -495,6 +554,9 @@ func (r *Runtime) containerStatus(ctx context.Context, groupID, name string) (ru
 		cs.Current = runtime.ContainerState{State: runtime.StateRunning, StartTime: bk.started}
 	case tasktypes.Status_STOPPED:
 		cs.Current = terminated(bk.started, p.GetExitedAt().AsTime(), int(p.GetExitStatus()))
+		if bk.exited != nil && bk.exited.FinishTime.Equal(cs.Current.FinishTime) {
+			cs.Current = *bk.exited // handled: it knows about OOM kills
+		}
 	}
 	return cs, nil
 }
@@ -505,7 +567,7 @@ func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.L
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(rec.Containers, container) {
+	if !rec.hasContainer(container) {
 		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
 	}
 	if opts.Follow || opts.Timestamps {
@@ -519,11 +581,6 @@ func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.L
 		return nil, err
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-// RestartGroup restarts a group's containers in place (see runtime.Runtime).
-func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
-	return runtime.GroupStatus{}, fmt.Errorf("restart: %w", runtime.ErrUnsupported)
 }
 
 // Exec starts a process in a running container (see runtime.Runtime).

@@ -24,18 +24,18 @@ import (
 // pullImage pulls ref (unless it is a digest already present and unpacked)
 // with the group's credentials, emitting Pulling and then Pulled or Failed.
 // Errors are *runtime.ImageError.
-func (r *Runtime) pullImage(ctx context.Context, groupID, container, ref string, creds []runtime.RegistryCredential) (client.Image, error) {
-	r.emit(groupID, container, runtime.EventPulling, fmt.Sprintf("pulling image %q", ref), false, 0)
-	img, err := r.pull(ctx, ref, creds)
+func (r *Runtime) pullImage(ctx context.Context, spec runtime.GroupSpec, container, ref string) (client.Image, error) {
+	r.emit(spec.ID, container, runtime.EventPulling, fmt.Sprintf("pulling image %q", ref), false, 0)
+	img, err := r.pull(ctx, ref, spec)
 	if err != nil {
-		r.emit(groupID, container, runtime.EventFailed, fmt.Sprintf("Failed to pull image %q: %v", ref, err), true, 0)
+		r.emit(spec.ID, container, runtime.EventFailed, fmt.Sprintf("Failed to pull image %q: %v", ref, err), true, 0)
 		return nil, &runtime.ImageError{Image: ref, Err: err}
 	}
-	r.emit(groupID, container, runtime.EventPulled, fmt.Sprintf("Successfully pulled image %q", ref), false, 0)
+	r.emit(spec.ID, container, runtime.EventPulled, fmt.Sprintf("Successfully pulled image %q", ref), false, 0)
 	return img, nil
 }
 
-func (r *Runtime) pull(ctx context.Context, ref string, creds []runtime.RegistryCredential) (client.Image, error) {
+func (r *Runtime) pull(ctx context.Context, ref string, spec runtime.GroupSpec) (client.Image, error) {
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
 		return nil, fmt.Errorf("invalid reference: %w", err)
@@ -49,12 +49,36 @@ func (r *Runtime) pull(ctx context.Context, ref string, creds []runtime.Registry
 			}
 		}
 	}
+	creds, err := pullCredentials(ctx, spec, reference.Domain(named))
+	if err != nil {
+		return nil, err
+	}
 	// By tag, resolving is a manifest request; layers already in the content
 	// store are not fetched again and unpacked layers not unpacked again.
 	return r.client.Pull(ctx, name,
 		client.WithResolver(r.resolver(creds)),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(r.snapshotter))
+}
+
+// pullCredentials returns the credentials for a pull from host: the one
+// spec.ResolveCredential gives (asked at every pull, so that tokens it
+// hands out are fresh), ahead of spec.Credentials.
+func pullCredentials(ctx context.Context, spec runtime.GroupSpec, host string) ([]runtime.RegistryCredential, error) {
+	if spec.ResolveCredential == nil {
+		return spec.Credentials, nil
+	}
+	cred, ok, err := spec.ResolveCredential(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("credential for %s: %w", host, err)
+	}
+	if !ok {
+		return spec.Credentials, nil
+	}
+	if cred.Server == "" {
+		cred.Server = host
+	}
+	return append([]runtime.RegistryCredential{cred}, spec.Credentials...), nil
 }
 
 // dockerHub are the names users give Docker Hub's registry; the resolver

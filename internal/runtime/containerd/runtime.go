@@ -70,6 +70,12 @@ type Config struct {
 	// Forwards are opened inside every group's namespace (see Forward);
 	// AddForward and RemoveForward change them at run time.
 	Forwards []Forward
+	// GPU is what a container asking for more GPUs than the host can give
+	// gets: GPUEmulate (the default) or GPURefuse.
+	GPU string
+	// DefaultDNS is the resolver configuration of groups without their own
+	// (GroupSpec.DNS), by the network they join; nil: HostDNS.
+	DefaultDNS func(network string) runtime.DNSSpec
 }
 
 // backOffReset is how long a run must last for the back-off to start over.
@@ -108,6 +114,10 @@ func (c *Config) setDefaults() error {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
 	}
+	def(&c.GPU, GPUEmulate)
+	if c.GPU != GPUEmulate && c.GPU != GPURefuse {
+		return fmt.Errorf("containerd runtime: GPU mode %q: want %q or %q", c.GPU, GPUEmulate, GPURefuse)
+	}
 	return nil
 }
 
@@ -136,6 +146,8 @@ type Runtime struct {
 
 	authMu      sync.Mutex
 	authorizers map[string]docker.Authorizer // by hash of a credential set
+
+	gpus GPUInfo // the host's, detected by New
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -147,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"netns", "groups", "cni"} {
+	for _, d := range []string{"netns", "groups", "cni", "shares"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o711); err != nil {
 			return nil, err
 		}
@@ -164,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		log:        cfg.Logger,
 		clientLog:  clientLogger(cfg.Logger),
 		groups:     map[string]*group{},
+		gpus:       HostGPUs(),
 	}
 	address := cfg.Socket
 	if address == "" {

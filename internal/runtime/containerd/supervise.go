@@ -121,6 +121,9 @@ func (r *Runtime) superviseStep(ctx context.Context, groupID, name, cid string, 
 func (r *Runtime) handleExit(ctx context.Context, groupID, name string, cont client.Container, task client.Task, bk bookkeeping, st client.Status, policy runtime.RestartPolicy) (bool, error) {
 	code := int(st.ExitStatus)
 	term := terminated(bk.started, st.ExitTime, code)
+	if code == oomExitCode && oomKilled(ctx, cont) {
+		term.DetailStatus = detailOOMKilled
+	}
 	if bk.exited == nil || !bk.exited.FinishTime.Equal(term.FinishTime) {
 		if _, err := cont.SetLabels(ctx, map[string]string{labelExited: formatState(&term)}); err != nil {
 			return false, err

@@ -4,9 +4,20 @@
 // A container's command (or the test image's default, "/app serve") decides
 // what the simulation does, mirroring testimage's modes: "echo ARGS" logs
 // ARGS and exits 0, "exit N" exits N, "print-env" logs the environment and
-// exits 0, "sleep S" exits 0 after S seconds, "fetch URL" exits 0; anything
-// else (serve) runs until Exit is called or the group is deleted. Exits go
-// through the restart policy with a short back-off, as the real runtime does.
+// exits 0, "sleep S" exits 0 after S seconds, "fetch URL" exits 0; "read",
+// "write", "mkdir", "stat", "id" and "alloc" act on a simulated filesystem
+// (see sim.go); anything else (serve) runs until Exit is called or the group
+// is deleted. Exits go through the restart policy with a short back-off, as
+// the real runtime does.
+//
+// Init containers run one after another, each to completion, before the
+// containers (instantly: their sleeps take no time); one that exits non-zero
+// fails the create with runtime.ErrInitContainer, and one that would run
+// forever fails it when the context ends. Volumes are simulated in memory:
+// emptyDir and secret volumes per group, shares per runtime (they outlive
+// groups), gitRepo volumes cloned from Options.GitRepos. GPUs: the simulated
+// host has Options.GPUs; a container asking for more runs without them and
+// gets a Warning event, or is refused (Options.GPU "refuse").
 //
 // Pulling an image whose reference contains "notfound" fails with
 // runtime.ErrImagePull; one whose reference contains "slow" blocks until
@@ -19,8 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +46,16 @@ type Options struct {
 	// BackOff is the first restart delay (real time), doubled per restart up
 	// to 1 s; default 10 ms.
 	BackOff time.Duration
+	// GPUs is how many GPUs the simulated host has.
+	GPUs int
+	// GPU is "emulate" (the default: GPU containers run without one, with a
+	// Warning event) or "refuse" (CreateGroup fails with
+	// runtime.ErrUnsupported).
+	GPU string
+	// GitRepos are the repositories gitRepo volumes can clone, by URL: the
+	// files of each (path relative to the repository root → contents).
+	// Cloning any other fails with runtime.ErrVolume.
+	GitRepos map[string]map[string][]byte
 }
 
 // Runtime is the fake. Create it with New.
@@ -44,12 +63,14 @@ type Runtime struct {
 	clock   clock.Clock
 	backOff time.Duration
 	bus     *eventbus.Bus
+	opts    Options
 
 	gate     chan struct{}
 	gateOnce sync.Once
 
 	mu     sync.Mutex
 	groups map[string]*group
+	shares map[string]*volume // by account/share, lower case
 	nextIP int
 	closed bool
 }
@@ -59,7 +80,9 @@ var _ runtime.Runtime = (*Runtime)(nil)
 type group struct {
 	spec       runtime.GroupSpec
 	ip         string
+	inits      []*container
 	containers []*container
+	volumes    map[string]*volume // by name
 }
 
 type container struct {
@@ -69,6 +92,9 @@ type container struct {
 	gen     int // bumped on every start and on delete; stale timers compare it
 	backOff time.Duration
 	timer   *time.Timer
+	rootfs  *volume   // the container's own files (outside its mounts)
+	oom     bool      // the current run was killed over its memory limit
+	waitTil time.Time // a "read" waiting for its file gives up then
 }
 
 // New returns an empty fake runtime.
@@ -79,15 +105,23 @@ func New(opts Options) *Runtime {
 	if opts.BackOff <= 0 {
 		opts.BackOff = 10 * time.Millisecond
 	}
-	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), groups: map[string]*group{}, gate: make(chan struct{})}
+	if opts.GPU == "" {
+		opts.GPU = "emulate"
+	}
+	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), opts: opts,
+		groups: map[string]*group{}, shares: map[string]*volume{}, gate: make(chan struct{})}
 }
 
-// CreateGroup simulates pulls and starts every container.
+// CreateGroup simulates pulls, prepares the volumes, runs the init
+// containers and starts every container.
 func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
 	if err := validate(spec); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	for _, c := range spec.Containers {
+	if err := r.checkGPUs(spec); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	for _, c := range allContainers(spec) {
 		if strings.Contains(c.Image, "slow") {
 			select {
 			case <-r.gate:
@@ -104,26 +138,68 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (runt
 	if _, ok := r.groups[spec.ID]; ok {
 		return runtime.GroupStatus{}, fmt.Errorf("fake runtime: group %q already exists", spec.ID)
 	}
-	for _, c := range spec.Containers {
+	if err := r.pull(spec); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	g := &group{spec: spec, volumes: map[string]*volume{}}
+	if err := r.prepareVolumes(g, spec); err != nil {
+		return runtime.GroupStatus{}, err
+	}
+	r.nextIP++
+	g.ip = fmt.Sprintf("10.99.%d.%d", r.nextIP/250, r.nextIP%250+2)
+	r.groups[spec.ID] = g
+	if err := r.runInits(ctx, g, nil); err != nil {
+		if r.groups[spec.ID] == g {
+			r.forget(g)
+		}
+		return runtime.GroupStatus{}, err
+	}
+	r.startContainers(g, nil)
+	return r.statusLocked(g), nil
+}
+
+// pull simulates pulling every image of spec; r.mu is held.
+func (r *Runtime) pull(spec runtime.GroupSpec) error {
+	for _, c := range allContainers(spec) {
 		r.emit(spec.ID, c.Name, runtime.EventPulling, fmt.Sprintf("pulling image %q", c.Image), false, 0)
 		if strings.Contains(c.Image, "notfound") {
 			msg := fmt.Sprintf("Failed to pull image %q: not found", c.Image)
 			r.emit(spec.ID, c.Name, runtime.EventFailed, msg, true, 0)
-			return runtime.GroupStatus{}, &runtime.ImageError{Image: c.Image, Err: errors.New("not found")}
+			return &runtime.ImageError{Image: c.Image, Err: errors.New("not found")}
 		}
 		r.emit(spec.ID, c.Name, runtime.EventPulled, fmt.Sprintf("Successfully pulled image %q", c.Image), false, 0)
 	}
-	r.nextIP++
-	g := &group{spec: spec, ip: fmt.Sprintf("10.99.%d.%d", r.nextIP/250, r.nextIP%250+2)}
-	for _, cs := range spec.Containers {
-		c := &container{spec: cs, status: runtime.ContainerStatus{Name: cs.Name}, backOff: r.backOff}
+	return nil
+}
+
+// startContainers creates g's containers from its spec and starts them,
+// carrying over the restart count, previous state and logs of old ones of
+// the same name; r.mu is held.
+func (r *Runtime) startContainers(g *group, old []*container) {
+	g.containers = nil
+	for _, cs := range g.spec.Containers {
+		c := &container{spec: cs, status: runtime.ContainerStatus{Name: cs.Name}, backOff: r.backOff, rootfs: newVolume("")}
+		if o := find(old, cs.Name); o != nil {
+			c.status.RestartCount, c.status.Previous = o.status.RestartCount, o.status.Previous
+			c.logs.Write(o.logs.Bytes())
+		}
 		g.containers = append(g.containers, c)
 	}
-	r.groups[spec.ID] = g
 	for _, c := range g.containers {
+		r.gpuWarning(g, c)
 		r.start(g, c)
 	}
-	return r.statusLocked(g), nil
+}
+
+// forget removes g and stops its simulated processes; r.mu is held.
+func (r *Runtime) forget(g *group) {
+	for _, c := range append(append([]*container(nil), g.inits...), g.containers...) {
+		c.gen++
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	}
+	delete(r.groups, g.spec.ID)
 }
 
 // RecoverGroup returns the status of an existing group, or creates it.
@@ -162,11 +238,6 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, opts runtime.LogOpt
 	return io.NopCloser(bytes.NewReader(bytes.Clone(tailLines(c.logs.Bytes(), opts.Tail)))), nil
 }
 
-// RestartGroup restarts every container of the group.
-func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
-	return runtime.GroupStatus{}, fmt.Errorf("fake restart: %w", runtime.ErrUnsupported)
-}
-
 // Exec is not simulated yet.
 func (r *Runtime) Exec(ctx context.Context, id, name string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
 	return nil, fmt.Errorf("fake exec: %w", runtime.ErrUnsupported)
@@ -194,16 +265,12 @@ func (r *Runtime) DeleteGroup(ctx context.Context, id string) error {
 	if !ok {
 		return nil
 	}
-	for _, c := range g.containers {
+	for _, c := range append(append([]*container(nil), g.inits...), g.containers...) {
 		if c.status.Current.State == runtime.StateRunning {
 			r.emit(id, c.spec.Name, runtime.EventKilling, "Killing container", false, 0)
 		}
-		c.gen++
-		if c.timer != nil {
-			c.timer.Stop()
-		}
 	}
-	delete(r.groups, id)
+	r.forget(g)
 	return nil
 }
 
@@ -216,7 +283,7 @@ func (r *Runtime) Close() error {
 	defer r.mu.Unlock()
 	r.closed = true
 	for _, g := range r.groups {
-		for _, c := range g.containers {
+		for _, c := range append(append([]*container(nil), g.inits...), g.containers...) {
 			c.gen++
 			if c.timer != nil {
 				c.timer.Stop()
@@ -237,7 +304,7 @@ func (r *Runtime) Exit(groupID, name string, code int) error {
 	if err != nil {
 		return err
 	}
-	if c.status.Current.State != runtime.StateRunning {
+	if c.status.Current.State != runtime.StateRunning || find(r.groups[groupID].inits, name) == c {
 		return fmt.Errorf("fake runtime: container %q of group %q is not running", name, groupID)
 	}
 	r.exit(r.groups[groupID], c, code)
@@ -249,10 +316,11 @@ func (r *Runtime) lookup(id, name string) (*container, error) {
 	if !ok {
 		return nil, fmt.Errorf("group %q: %w", id, runtime.ErrNotFound)
 	}
-	for _, c := range g.containers {
-		if c.spec.Name == name {
-			return c, nil
-		}
+	if c := find(g.containers, name); c != nil {
+		return c, nil
+	}
+	if c := find(g.inits, name); c != nil {
+		return c, nil
 	}
 	return nil, fmt.Errorf("container %q in group %q: %w", name, id, runtime.ErrNotFound)
 }
@@ -260,48 +328,24 @@ func (r *Runtime) lookup(id, name string) (*container, error) {
 // start runs c's simulated process; r.mu is held.
 func (r *Runtime) start(g *group, c *container) {
 	c.gen++
+	c.oom = false
 	c.status.Current = runtime.ContainerState{State: runtime.StateRunning, StartTime: r.clock.Now()}
 	r.emit(g.spec.ID, c.spec.Name, runtime.EventStarted, "Started container", false, 0)
+	c.waitTil = time.Now().Add(readWait(c.spec.Command))
+	r.proceed(g, c)
+}
 
-	args := c.spec.Command
-	if len(args) == 0 {
-		args = []string{"/app", "serve"}
+// proceed simulates c's process from where it is: it runs on, waits for a
+// file, or exits (now or after a while); r.mu is held.
+func (r *Runtime) proceed(g *group, c *container) {
+	res := r.simulate(g, c, time.Now().After(c.waitTil))
+	switch {
+	case res.forever:
+	case res.retry:
+		r.later(g, c, 10*time.Millisecond, func() { r.proceed(g, c) })
+	default:
+		r.later(g, c, res.after, func() { r.exit(g, c, res.code) })
 	}
-	if args[0] == "/app" || args[0] == "app" {
-		args = args[1:]
-	}
-	mode, rest := "serve", []string(nil)
-	if len(args) > 0 {
-		mode, rest = args[0], args[1:]
-	}
-	code, after := 0, time.Duration(0)
-	switch mode {
-	case "echo":
-		fmt.Fprintln(&c.logs, strings.Join(rest, " "))
-	case "print-env":
-		env := []string{"PATH=/bin"}
-		for _, e := range c.spec.Env {
-			env = append(env, e.Name+"="+e.Value)
-		}
-		sort.Strings(env)
-		for _, kv := range env {
-			fmt.Fprintln(&c.logs, kv)
-		}
-	case "exit":
-		if len(rest) > 0 {
-			code, _ = strconv.Atoi(rest[0])
-		}
-	case "sleep":
-		if len(rest) > 0 {
-			s, _ := strconv.ParseFloat(rest[0], 64)
-			after = time.Duration(s * float64(time.Second))
-		}
-	case "fetch":
-	default: // serve: runs until told otherwise
-		fmt.Fprintf(&c.logs, "listening on :%s\n", envOr(c.spec.Env, "PORT", "8080"))
-		return
-	}
-	r.later(g, c, after, func() { r.exit(g, c, code) })
 }
 
 // later runs fn after d unless c was started again or deleted meanwhile.
@@ -327,6 +371,9 @@ func (r *Runtime) exit(g *group, c *container, code int) {
 		ExitCode:     code,
 		DetailStatus: detail(code),
 	}
+	if c.oom && code == 137 {
+		term.DetailStatus = "OOMKilled"
+	}
 	c.status.Current = term
 	r.emit(g.spec.ID, c.spec.Name, runtime.EventExited, fmt.Sprintf("Container exited with code %d", code), false, code)
 	policy := g.spec.RestartPolicy
@@ -346,13 +393,20 @@ func (r *Runtime) exit(g *group, c *container, code int) {
 
 func (r *Runtime) statusLocked(g *group) runtime.GroupStatus {
 	st := runtime.GroupStatus{ID: g.spec.ID, IP: g.ip}
-	for _, c := range g.containers {
+	copyStatus := func(c *container) runtime.ContainerStatus {
 		cs := c.status
 		if cs.Previous != nil {
 			p := *cs.Previous
 			cs.Previous = &p
 		}
-		st.Containers = append(st.Containers, cs)
+		cs.Ready = cs.Current.State == runtime.StateRunning
+		return cs
+	}
+	for _, c := range g.inits {
+		st.InitContainers = append(st.InitContainers, copyStatus(c))
+	}
+	for _, c := range g.containers {
+		st.Containers = append(st.Containers, copyStatus(c))
 	}
 	return st
 }
@@ -369,11 +423,28 @@ func validate(spec runtime.GroupSpec) error {
 		return fmt.Errorf("fake runtime: group %q has no containers", spec.ID)
 	}
 	seen := map[string]bool{}
-	for _, c := range spec.Containers {
+	for _, c := range allContainers(spec) {
 		if c.Name == "" || seen[c.Name] {
 			return fmt.Errorf("fake runtime: group %q: empty or duplicate container name %q", spec.ID, c.Name)
 		}
 		seen[c.Name] = true
+		if c.GPUs < 0 {
+			return fmt.Errorf("fake runtime: group %q: container %q: negative GPU count", spec.ID, c.Name)
+		}
+	}
+	return validateVolumes(spec)
+}
+
+// allContainers returns the init containers, then the containers.
+func allContainers(spec runtime.GroupSpec) []runtime.ContainerSpec {
+	return append(append([]runtime.ContainerSpec(nil), spec.InitContainers...), spec.Containers...)
+}
+
+func find(cs []*container, name string) *container {
+	for _, c := range cs {
+		if c.spec.Name == name {
+			return c
+		}
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ type Env struct {
 	// MissingImage is a reference whose pull fails (unknown repository or
 	// tag on a reachable registry).
 	MissingImage string
+	// HostGPUs is how many GPUs the runtime can give a container (0: it
+	// runs GPU containers without one, with a Warning event).
+	HostGPUs int
 }
 
 // Timeout bounds every wait of the suite.
@@ -57,6 +60,7 @@ func Suite(t *testing.T, env Env) {
 		{"MultipleContainers", testMultipleContainers},
 		{"RecoverIdempotent", testRecoverIdempotent},
 	}
+	tests = append(tests, coreTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

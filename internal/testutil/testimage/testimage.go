@@ -5,7 +5,7 @@
 //
 //	/app            static Go program from ./app (CGO_ENABLED=0); its modes
 //	                are documented there: serve (default), echo, exit, sleep,
-//	                print-env, fetch
+//	                print-env, fetch, status, read, write, mkdir, stat, id, alloc
 //	/bin/busybox    Debian's static busybox, when the host has /bin/busybox
 //	/bin/{sh,echo,cat,sleep,wget} -> busybox
 //	/tmp            mode 1777

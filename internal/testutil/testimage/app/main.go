@@ -15,6 +15,19 @@
 //	                  the image has no CA) until it answers at all (up to
 //	                  60 s), prints "status N", exits 0; exits 1 if it never
 //	                  does.
+//	read FILE [SECS]  prints FILE's contents, exits 0; waits up to SECS
+//	                  seconds for it to exist; exits 1 if it cannot be read.
+//	write FILE TEXT   writes TEXT to FILE (created mode 0644), prints
+//	                  "wrote FILE", exits 0; exits 1 with the error if it
+//	                  cannot.
+//	mkdir DIR         creates DIR, prints "made DIR", exits 0; exits 1 with
+//	                  the error if it cannot.
+//	stat PATH         prints "mode=0NNN uid=U gid=G" of PATH, exits 0; exits
+//	                  1 if it cannot.
+//	id                prints "uid=U gid=G" of the process, exits 0.
+//	alloc MB          allocates MB MiB and writes to every page, prints
+//	                  "allocated MB MiB", exits 0 (killed instead if over
+//	                  its memory limit).
 //
 // SIGTERM and SIGINT make every mode exit at once with code 0.
 package main
@@ -82,10 +95,84 @@ func run(mode string, args []string) int {
 		return fetch(first(args))
 	case "status":
 		return status(first(args))
+	case "read":
+		return read(args)
+	case "write":
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "write: want FILE TEXT")
+			return 2
+		}
+		if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("wrote", args[0])
+		return 0
+	case "mkdir":
+		if err := os.Mkdir(first(args), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("made", first(args))
+		return 0
+	case "stat":
+		var st syscall.Stat_t
+		if err := syscall.Stat(first(args), &st); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("mode=%04o uid=%d gid=%d\n", st.Mode&0o7777, st.Uid, st.Gid)
+		return 0
+	case "id":
+		fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
+		return 0
+	case "alloc":
+		mb, err := strconv.Atoi(first(args))
+		if err != nil || mb < 0 {
+			fmt.Fprintln(os.Stderr, "alloc: want MiB")
+			return 2
+		}
+		return alloc(mb)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
 		return 2
 	}
+}
+
+func read(args []string) int {
+	wait := 0.0
+	if len(args) > 1 {
+		wait, _ = strconv.ParseFloat(args[1], 64)
+	}
+	deadline := time.Now().Add(time.Duration(wait * float64(time.Second)))
+	for {
+		b, err := os.ReadFile(first(args))
+		if err == nil {
+			os.Stdout.Write(b)
+			return 0
+		}
+		if !os.IsNotExist(err) || time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sink keeps alloc's memory reachable.
+var sink [][]byte
+
+func alloc(mb int) int {
+	page := os.Getpagesize()
+	for i := 0; i < mb; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += page {
+			b[j] = 1
+		}
+		sink = append(sink, b)
+	}
+	fmt.Printf("allocated %d MiB\n", mb)
+	return 0
 }
 
 func first(args []string) string {
