@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/aci"
+	"github.com/berth-dev/berth/internal/runtime/containerd"
 )
 
 // hostCapacity reads the host's cores and memory (for capabilities).
@@ -28,4 +29,30 @@ func hostCapacity() aci.HostCapacity {
 		}
 	}
 	return hc
+}
+
+// gpuMode maps --gpu to the runtime's mode ("" is the default, emulate).
+func gpuMode(s string) string {
+	if s == "refuse" {
+		return containerd.GPURefuse
+	}
+	return containerd.GPUEmulate
+}
+
+// hostGPUSKUs counts the host's usable GPUs by ACI SKU (K80, P100, V100),
+// from the model names the driver reports; GPUs of other models count as
+// none of them (ACI offers no others).
+func hostGPUSKUs(info containerd.GPUInfo) map[string]int {
+	if info.Count == 0 || !info.CDI {
+		return nil
+	}
+	out := map[string]int{}
+	for _, m := range info.Models {
+		for _, sku := range []string{"K80", "P100", "V100"} {
+			if strings.Contains(strings.ToUpper(m), sku) {
+				out[sku]++
+			}
+		}
+	}
+	return out
 }

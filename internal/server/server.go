@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	rt, err := containerd.New(ctx, containerd.Config{
 		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet,
-		RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"),
+		RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"), GPU: gpuMode(o.GPU),
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
@@ -167,7 +167,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	armSrv.HandleCore()
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
-		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse"}}
+		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
 	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
 	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
 	if err := svc.Start(ctx); err != nil {
