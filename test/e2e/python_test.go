@@ -25,13 +25,16 @@ const debianPython = "/usr/bin/python3"
 // pyContainer and pyGroup are what testdata/python/aci_flows.py reports of
 // a container group, as the Python SDK deserialized it.
 type pyContainer struct {
-	Name         string   `json:"name"`
-	Image        string   `json:"image"`
-	Command      []string `json:"command"`
-	State        string   `json:"state"`
-	ExitCode     *int     `json:"exit_code"`
-	RestartCount *int     `json:"restart_count"`
-	Events       []string `json:"events"`
+	Name         string            `json:"name"`
+	Image        string            `json:"image"`
+	Command      []string          `json:"command"`
+	State        string            `json:"state"`
+	ExitCode     *int              `json:"exit_code"`
+	RestartCount *int              `json:"restart_count"`
+	Events       []string          `json:"events"`
+	CPU          float64           `json:"cpu"`
+	MemoryInGB   float64           `json:"memory_in_gb"`
+	Environment  map[string]string `json:"environment"`
 }
 
 type pyGroup struct {
@@ -50,6 +53,29 @@ type pyGroup struct {
 	SidecarLogs       string        `json:"sidecar_logs"`
 	Logs              string        `json:"logs"`
 	GroupEvents       []string      `json:"group_events"`
+	RegistryServers   []string      `json:"registry_servers"`
+	RegistryUsernames []string      `json:"registry_usernames"`
+	RegistryPasswords []string      `json:"registry_passwords"`
+}
+
+// checkGroupCommon checks what every group of the flows has: the location,
+// the registry credential without its password, and each container's image
+// and requests as the flows sent them.
+func checkGroupCommon(t *testing.T, b *berth, g pyGroup, image string, cpu, mem float64) {
+	t.Helper()
+	if g.Location != "eastus" {
+		t.Errorf("%s: location %q", g.Name, g.Location)
+	}
+	if !reflect.DeepEqual(g.RegistryServers, []string{b.env["BERTH_REGISTRY"]}) ||
+		!reflect.DeepEqual(g.RegistryUsernames, []string{b.env["AZURE_CLIENT_ID"]}) || len(g.RegistryPasswords) != 0 {
+		t.Errorf("%s: registry credentials as returned: servers %v users %v, %d passwords (want none)",
+			g.Name, g.RegistryServers, g.RegistryUsernames, len(g.RegistryPasswords))
+	}
+	for _, c := range g.Containers {
+		if c.Image != image || c.CPU != cpu || c.MemoryInGB != mem {
+			t.Errorf("%s/%s: image %s cpu %v memory %v GB, want %s %v %v", g.Name, c.Name, c.Image, c.CPU, c.MemoryInGB, image, cpu, mem)
+		}
+	}
 }
 
 type pyList struct {
@@ -187,11 +213,7 @@ func startPythonFlows(t *testing.T, ctx context.Context, b *berth, proxy *denyPr
 		close(r.lines)
 		r.done <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-	})
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // a no-op once it has exited
 	return r
 }
 
@@ -300,10 +322,11 @@ func TestPythonSDKFlows(t *testing.T) {
 	if want := "aci-py.eastus.azurecontainer.io"; single.DNSNameLabel != "aci-py" || single.FQDN != want {
 		t.Errorf("single-container group: dnsNameLabel %q fqdn %q, want aci-py and %s", single.DNSNameLabel, single.FQDN, want)
 	}
+	checkGroupCommon(t, b, single, image, 1, 1)
 	if !reflect.DeepEqual(single.Ports, []int{8080}) {
 		t.Errorf("single-container group's ports: %v", single.Ports)
 	}
-	env, err := getEnv(t, single.IP)
+	env, err := waitEnv(t, single.IP)
 	if err != nil {
 		t.Fatalf("HTTP to the single-container group at %s: %v", single.IP, err)
 	}
@@ -325,11 +348,12 @@ func TestPythonSDKFlows(t *testing.T) {
 	if multi.Name != "aci-py-multi" || multi.State != "Running" || len(multi.Containers) != 2 || multi.Sidecar != "aci-py-multi-2" {
 		t.Fatalf("multi-container group as Python saw it: %+v", multi)
 	}
+	checkGroupCommon(t, b, multi, image, 1, 2)
 	var fromSidecar map[string]string
 	if err := json.Unmarshal([]byte(strings.TrimSpace(multi.SidecarLogs)), &fromSidecar); err != nil {
 		t.Fatalf("the sidecar's logs are not the app's answer: %v\n%q", err, multi.SidecarLogs)
 	}
-	fromHost, err := getEnv(t, multi.IP)
+	fromHost, err := waitEnv(t, multi.IP)
 	if err != nil {
 		t.Fatalf("HTTP to the multi-container group at %s: %v", multi.IP, err)
 	}
@@ -349,6 +373,10 @@ func TestPythonSDKFlows(t *testing.T) {
 	}
 	if len(task.Containers) != 1 {
 		t.Fatalf("task containers: %+v", task.Containers)
+	}
+	checkGroupCommon(t, b, task, image, 1, 1)
+	if want := map[string]string{"NumWords": "5", "MinLength": "8"}; !reflect.DeepEqual(task.Containers[0].Environment, want) {
+		t.Errorf("task environment variables as returned: %v, want %v", task.Containers[0].Environment, want)
 	}
 	tc := task.Containers[0]
 	if tc.State != "Terminated" || tc.ExitCode == nil || *tc.ExitCode != 0 || tc.RestartCount == nil || *tc.RestartCount != 0 {
@@ -380,6 +408,7 @@ func TestPythonSDKFlows(t *testing.T) {
 	if got.Name != "aci-py-multi" || got.IP != multi.IP || len(got.Containers) != 2 {
 		t.Fatalf("get: %+v", got)
 	}
+	checkGroupCommon(t, b, got, image, 1, 2)
 	for i, c := range got.Containers {
 		if c.Name != want[1]+"-"+string(rune('1'+i)) || c.Image != image || c.State != "Running" {
 			t.Errorf("get: container %d: %+v", i, c)
@@ -468,6 +497,19 @@ func checkPythonRequests(t *testing.T, b *berth, reqs []pyRequest) {
 	}
 	if puts != 3 {
 		t.Errorf("%d container group PUTs, want 3", puts)
+	}
+}
+
+// waitEnv is getEnv retried for a bounded while: Running says the process
+// started, not that it listens yet.
+func waitEnv(t *testing.T, ip string) (map[string]string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		env, err := getEnv(t, ip)
+		if err == nil || time.Now().After(deadline) {
+			return env, err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -154,6 +154,9 @@ def container_states(group):
                 "state": cur.state if cur else None,
                 "exit_code": cur.exit_code if cur else None,
                 "restart_count": iv.restart_count if iv else None,
+                "cpu": c.resources.requests.cpu if c.resources else None,
+                "memory_in_gb": c.resources.requests.memory_in_gb if c.resources else None,
+                "environment": {e.name: e.value for e in (c.environment_variables or [])},
                 "events": [e.name for e in (iv.events or [])] if iv else [],
             }
         )
@@ -174,6 +177,10 @@ def group_fields(group):
         "dns_name_label": ip.dns_name_label if ip else None,
         "ports": [p.port for p in ip.ports] if ip and ip.ports else [],
         "containers": container_states(group),
+        # GET keeps a registry credential's server and username, never its password.
+        "registry_servers": [r.server for r in (group.image_registry_credentials or [])],
+        "registry_usernames": [r.username for r in (group.image_registry_credentials or [])],
+        "registry_passwords": [r.password for r in (group.image_registry_credentials or []) if r.password],
     }
 
 
