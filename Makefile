@@ -3,7 +3,9 @@
 
 GO      ?= go
 BIN     := bin/berth
-APT_PKGS := containerd runc containernetworking-plugins iptables iproute2 busybox-static skopeo ca-certificates git
+# git: gitRepo volumes. python3-azure: Debian's Azure SDK for Python, for
+# test/e2e/python_test.go (/usr/bin/python3).
+APT_PKGS := containerd runc containernetworking-plugins iptables iproute2 busybox-static skopeo ca-certificates git python3-azure
 GOFLAGS_TEST ?= -count=1 -timeout 60m
 
 .PHONY: run test build deps bench vet clean
