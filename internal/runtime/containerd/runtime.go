@@ -47,6 +47,10 @@ type Config struct {
 	BridgeName string
 	// Subnet is where group addresses come from; default "10.213.0.0/16".
 	Subnet string
+	// NetworkPrefix starts the bridge names of networks added with
+	// EnsureNetwork (3 characters, [a-z][a-z0-9]{2}); default "bvn". The
+	// firewall matches every interface with this prefix as berth's.
+	NetworkPrefix string
 	// CNIPluginDir holds the bridge, host-local and loopback plugins;
 	// default "/usr/lib/cni".
 	CNIPluginDir string
@@ -92,6 +96,7 @@ func (c *Config) setDefaults() error {
 	def(&c.Namespace, "berth")
 	def(&c.BridgeName, "berth0")
 	def(&c.Subnet, "10.213.0.0/16")
+	def(&c.NetworkPrefix, "bvn")
 	def(&c.CNIPluginDir, "/usr/lib/cni")
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -134,6 +139,9 @@ type Runtime struct {
 	fwMu     sync.Mutex // serialises changes to forwards
 	forwards []Forward
 
+	netMu sync.Mutex       // guards nets and the firewall
+	nets  map[string]*vnet // networks added with EnsureNetwork, by name
+
 	authMu      sync.Mutex
 	authorizers map[string]docker.Authorizer // by hash of a credential set
 }
@@ -147,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"netns", "groups", "cni"} {
+	for _, d := range []string{"netns", "groups", "cni", "vnets"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o711); err != nil {
 			return nil, err
 		}
@@ -164,6 +172,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		log:        cfg.Logger,
 		clientLog:  clientLogger(cfg.Logger),
 		groups:     map[string]*group{},
+	}
+	r.netMu.Lock()
+	err = r.initNetworks(ctx)
+	r.netMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
 	}
 	address := cfg.Socket
 	if address == "" {
