@@ -25,9 +25,12 @@ import (
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/arm/containerinstance"
 	"github.com/berth-dev/berth/internal/arm/containerregistry"
+	armnetwork "github.com/berth-dev/berth/internal/arm/network"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
+	"github.com/berth-dev/berth/internal/dns"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/resources"
@@ -124,6 +127,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	closers = append(closers, func() { rt.Close() })
 
+	// berth's DNS server, on every bridge's gateway (decisions.md).
+	names := dns.New(dns.Config{Log: log.With("part", "dns")})
+	closers = append(closers, func() { names.Close() })
+	netrt := &netRuntime{rt: rt, dns: names, log: log.With("part", "network")}
+	netrt.listenAll()
+
 	// Registries: each on its own TLS listener (its login server, stable
 	// across restarts), forwarded into every group's namespace too, so the
 	// login server means the same inside a group (decisions.md).
@@ -160,13 +169,21 @@ func Run(ctx context.Context, o Options) (err error) {
 		},
 	}
 	armSrv.HandleCore()
-	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci")}
+	nets := &network.Service{Store: st, Clock: clk, Resources: res, Runtime: netrt, Log: log.With("part", "network")}
+	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
+		Networks: nets, Names: names}
 	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
 	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
+	(&armnetwork.API{ARM: armSrv, Service: nets}).Register()
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
 	closers = append(closers, svc.Close)
+	// After the container groups' Start: its resource-group delete hook
+	// must run after theirs (groups leave their subnets first).
+	if err := nets.Start(ctx); err != nil {
+		return err
+	}
 	if err := res.Start(ctx); err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (r *Runtime) syncFirewall(ctx context.Context) error {
 	}
 	domains := map[string]bool{}
 	for _, v := range r.nets {
-		domains[v.net.bridge[:len(r.cfg.NetworkPrefix)+6]] = true
+		domains[r.domainOf(v.net.bridge)] = true
 	}
 	var ds []string
 	for d := range domains {

@@ -48,8 +48,11 @@ type Config struct {
 	// Subnet is where group addresses come from; default "10.213.0.0/16".
 	Subnet string
 	// NetworkPrefix starts the bridge names of networks added with
-	// EnsureNetwork (3 characters, [a-z][a-z0-9]{2}); default "bvn". The
-	// firewall matches every interface with this prefix as berth's.
+	// EnsureNetwork (4 characters, [a-z][a-z0-9]{3}); the firewall treats
+	// every interface with this prefix as this runtime's. Default "bvn0"
+	// with the default BridgeName, else "bv" and two characters derived
+	// from BridgeName (so that berths with bridges of their own keep their
+	// networks apart).
 	NetworkPrefix string
 	// CNIPluginDir holds the bridge, host-local and loopback plugins;
 	// default "/usr/lib/cni".
@@ -96,7 +99,10 @@ func (c *Config) setDefaults() error {
 	def(&c.Namespace, "berth")
 	def(&c.BridgeName, "berth0")
 	def(&c.Subnet, "10.213.0.0/16")
-	def(&c.NetworkPrefix, "bvn")
+	if c.BridgeName == "berth0" {
+		def(&c.NetworkPrefix, "bvn0")
+	}
+	def(&c.NetworkPrefix, "bv"+tag(c.BridgeName)[:2])
 	def(&c.CNIPluginDir, "/usr/lib/cni")
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

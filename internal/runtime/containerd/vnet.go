@@ -42,7 +42,7 @@ type vnet struct {
 	net *network
 }
 
-var netPrefixRule = regexp.MustCompile(`^[a-z][a-z0-9]{2}$`)
+var netPrefixRule = regexp.MustCompile(`^[a-z][a-z0-9]{3}$`)
 
 // tag is a short, stable, interface-name-safe digest of s.
 func tag(s string) string {
@@ -50,13 +50,16 @@ func tag(s string) string {
 	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:]))[:6]
 }
 
-// bridgeOf names n's bridge: the runtime's 3-character prefix, then a tag
-// of the domain, then a tag of the name (15 characters, the kernel's
-// limit). Networks of one domain share the first 9 characters, which is
-// what the firewall matches on.
+// bridgeOf names n's bridge: the runtime's 4-character prefix, then 5
+// characters of the domain's tag, then 6 of the name's (15 characters, the
+// kernel's limit). Networks of one domain share their first 9 characters
+// (domainOf), which is what the firewall matches on.
 func (r *Runtime) bridgeOf(n Network) string {
-	return r.cfg.NetworkPrefix + tag(n.Domain) + tag(n.Name)
+	return r.cfg.NetworkPrefix + tag(n.Domain)[:5] + tag(n.Name)
 }
+
+// domainOf is the part of a network's bridge name its domain determines.
+func (r *Runtime) domainOf(bridge string) string { return bridge[:len(r.cfg.NetworkPrefix)+5] }
 
 func (r *Runtime) vnetDir() string { return filepath.Join(r.cfg.DataDir, "vnets") }
 
@@ -65,7 +68,7 @@ func (r *Runtime) vnetDir() string { return filepath.Join(r.cfg.DataDir, "vnets"
 // network a previous run made, with the firewall keeping them apart.
 func (r *Runtime) initNetworks(ctx context.Context) error {
 	if !netPrefixRule.MatchString(r.cfg.NetworkPrefix) {
-		return fmt.Errorf("network prefix %q: want 3 characters, [a-z][a-z0-9]{2}", r.cfg.NetworkPrefix)
+		return fmt.Errorf("network prefix %q: want 4 characters, [a-z][a-z0-9]{3}", r.cfg.NetworkPrefix)
 	}
 	if strings.HasPrefix(r.cfg.BridgeName, r.cfg.NetworkPrefix) {
 		return fmt.Errorf("bridge name %q must not start with the network prefix %q", r.cfg.BridgeName, r.cfg.NetworkPrefix)

@@ -28,7 +28,7 @@ func vnetConfig(t *testing.T) Config {
 	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
 	for {
 		p := "q"
-		for range 2 {
+		for range 3 {
 			n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alnum))))
 			p += string(alnum[n.Int64()])
 		}
