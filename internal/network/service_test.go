@@ -11,6 +11,7 @@ import (
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/networktest"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/resources"
 	"github.com/berth-dev/berth/internal/store/memory"
@@ -302,3 +303,9 @@ func waitOp(t *testing.T, e *env, id, wantCode string) {
 }
 
 func sleep() { time.Sleep(10 * time.Millisecond) }
+
+func TestMemoryConformance(t *testing.T) {
+	m := &network.Memory{Host: []netip.Prefix{netip.MustParsePrefix("10.213.0.0/16")}}
+	networktest.Suite(t, networktest.Env{Runtime: m, Free: [3]netip.Prefix{
+		netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("10.3.0.0/24")}})
+}

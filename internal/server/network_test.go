@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/dns"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/networktest"
 	"github.com/berth-dev/berth/internal/runtime/containerd"
 )
 
@@ -84,18 +85,9 @@ func TestNetworkRuntimeDNS(t *testing.T) {
 		t.Fatalf("DNS on the default bridge: %v %v", err, r)
 	}
 
-	host, _ := nr.HostPrefixes(ctx)
-	var sub netip.Prefix
-	for {
-		sub = netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", 220+randN(30), randN(250)))
-		free := true
-		for _, h := range host {
-			free = free && !h.Overlaps(sub)
-		}
-		if free {
-			break
-		}
-	}
+	free := freePrefixes(t, nr, 4)
+	sub := free[3]
+	networktest.Suite(t, networktest.Env{Runtime: nr, Free: [3]netip.Prefix{free[0], free[1], free[2]}})
 	n := network.RuntimeNetwork{Name: "/subscriptions/s/resourcegroups/rg/providers/microsoft.network/virtualnetworks/v/subnets/a",
 		Domain: "/subscriptions/s/resourcegroups/rg/providers/microsoft.network/virtualnetworks/v", Prefix: sub}
 	if err := nr.EnsureNetwork(ctx, n); err != nil {
@@ -117,4 +109,36 @@ func TestNetworkRuntimeDNS(t *testing.T) {
 	if nr.Nameservers(n.Name) != nil || names.Listening(ns[0]+":53") {
 		t.Fatal("DNS still on a removed subnet")
 	}
+}
+
+// freePrefixes returns n consecutive /24s in 10.220.0.0–10.249.255.0 that
+// overlap nothing on the host.
+func freePrefixes(t *testing.T, nr *netRuntime, n int) []netip.Prefix {
+	t.Helper()
+	host, err := nr.HostPrefixes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		b, c := 220+randN(30), randN(240)
+		var out []netip.Prefix
+		for i := range int64(n) {
+			p := netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", b, c+i))
+			for _, h := range host {
+				if h.Overlaps(p) {
+					p = netip.Prefix{}
+					break
+				}
+			}
+			if !p.IsValid() {
+				break
+			}
+			out = append(out, p)
+		}
+		if len(out) == n {
+			return out
+		}
+	}
+	t.Fatal("no free prefixes")
+	return nil
 }
