@@ -112,8 +112,9 @@ func (s *Service) DeleteSubnetLink(ctx context.Context, subnetID string) (bool, 
 	if s.Networks == nil {
 		return false, nil
 	}
-	if _, err := s.Networks.Subnet(ctx, subnetID); err != nil {
+	err = s.Networks.DeleteServiceAssociationLink(ctx, subnetID)
+	if apierr.Is(err, apierr.NotFound) {
 		return false, nil
 	}
-	return true, nil
+	return err == nil, err
 }

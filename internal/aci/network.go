@@ -17,11 +17,15 @@ type Networks interface {
 	Subnet(ctx context.Context, subnetID string) (runtimeNetwork string, err error)
 	// NetworkProfile does the same for a 2021-03-01 networkProfile id.
 	NetworkProfile(ctx context.Context, profileID string) (runtimeNetwork string, err error)
-	// Use records that group (an ARM id) is in subnetID (a service
-	// association link: the subnet cannot be deleted while groups use it);
-	// Release forgets it.
-	Use(ctx context.Context, subnetID, group string) error
+	// Use records that group (an ARM id) is in the subnet named by id (a
+	// subnet id, or a network profile id whose subnet is meant): a service
+	// association link, so that the subnet cannot be deleted while groups
+	// use it. Release forgets it.
+	Use(ctx context.Context, id, group string) error
 	Release(ctx context.Context, group string) error
+	// DeleteServiceAssociationLink removes ACI's link to a subnet no group
+	// uses (a conflict while groups do; NotFound for no such subnet).
+	DeleteServiceAssociationLink(ctx context.Context, subnetID string) error
 }
 
 // Names publishes the fqdns of groups with a dnsNameLabel on berth's DNS
@@ -47,16 +51,20 @@ func networkProfileNotFound(id string) error {
 // useSubnet records g's use of its subnet (best effort: the link only
 // protects the subnet from deletion).
 func (s *Service) useSubnet(g *Group) {
-	if s.Networks == nil || len(g.SubnetIDs) == 0 {
+	id := g.NetworkProfileID
+	if len(g.SubnetIDs) > 0 {
+		id = g.SubnetIDs[0].ID
+	}
+	if s.Networks == nil || id == "" {
 		return
 	}
-	if err := s.Networks.Use(context.Background(), g.SubnetIDs[0].ID, g.ID()); err != nil {
+	if err := s.Networks.Use(context.Background(), id, g.ID()); err != nil {
 		s.logf("record subnet use of %s: %v", g.ID(), err)
 	}
 }
 
 func (s *Service) releaseSubnet(g *Group) {
-	if s.Networks == nil || len(g.SubnetIDs) == 0 {
+	if s.Networks == nil || (len(g.SubnetIDs) == 0 && g.NetworkProfileID == "") {
 		return
 	}
 	if err := s.Networks.Release(context.Background(), g.ID()); err != nil {

@@ -25,12 +25,16 @@ import (
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/arm/containerinstance"
 	"github.com/berth-dev/berth/internal/arm/containerregistry"
+	armnetwork "github.com/berth-dev/berth/internal/arm/network"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
+	"github.com/berth-dev/berth/internal/dns"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/resources"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/containerd"
 	"github.com/berth-dev/berth/internal/store/bolt"
 )
@@ -121,14 +125,31 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	// Groups resolve through berth's DNS server on their bridge's gateway
+	// (set up below, before any group is created or re-adopted).
+	var netrt *netRuntime
 	rt, err := containerd.New(ctx, containerd.Config{
 		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet,
 		RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"), GPU: gpuMode(o.GPU),
+		DefaultDNS: func(network string) runtime.DNSSpec {
+			if netrt != nil {
+				if ns := netrt.Nameservers(network); len(ns) > 0 {
+					return runtime.DNSSpec{Nameservers: ns}
+				}
+			}
+			return containerd.HostDNS()
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
 	closers = append(closers, func() { rt.Close() })
+
+	// berth's DNS server, on every bridge's gateway (decisions.md).
+	names := dns.New(dns.Config{Log: log.With("part", "dns")})
+	closers = append(closers, func() { names.Close() })
+	netrt = &netRuntime{rt: rt, dns: names, log: log.With("part", "network")}
+	netrt.listenAll()
 
 	// Registries: each on its own TLS listener (its login server, stable
 	// across restarts), forwarded into every group's namespace too, so the
@@ -166,14 +187,22 @@ func Run(ctx context.Context, o Options) (err error) {
 		},
 	}
 	armSrv.HandleCore()
+	nets := &network.Service{Store: st, Clock: clk, Resources: res, Runtime: netrt, Log: log.With("part", "network")}
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
+		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
 	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
 	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
+	(&armnetwork.API{ARM: armSrv, Service: nets}).Register()
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
 	closers = append(closers, svc.Close)
+	// After the container groups' Start: its resource-group delete hook
+	// must run after theirs (groups leave their subnets first).
+	if err := nets.Start(ctx); err != nil {
+		return err
+	}
 	if err := res.Start(ctx); err != nil {
 		return err
 	}

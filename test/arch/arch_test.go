@@ -52,8 +52,10 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 var forbidden = map[string][]string{
 	"internal/store":     {"internal/aci", "internal/arm", "internal/registry", "internal/server", "internal/runtime", "internal/identity"},
 	"internal/blob":      {"internal/aci", "internal/arm", "internal/registry", "internal/server", "internal/runtime", "internal/identity"},
-	"internal/runtime":   {"internal/aci", "internal/arm", "internal/registry", "internal/server", "internal/identity", "internal/resources"},
-	"internal/aci":       {"internal/arm", "internal/server", "internal/registry"},
+	"internal/runtime":   {"internal/aci", "internal/arm", "internal/registry", "internal/server", "internal/identity", "internal/resources", "internal/network", "internal/dns"},
+	"internal/aci":       {"internal/arm", "internal/server", "internal/registry", "internal/network", "internal/dns"},
+	"internal/network":   {"internal/arm", "internal/server", "internal/runtime", "internal/aci", "internal/registry", "internal/identity", "internal/dns"},
+	"internal/dns":       {"internal/aci", "internal/arm", "internal/server", "internal/runtime", "internal/network", "internal/registry", "internal/identity", "internal/store", "internal/resources"},
 	"internal/resources": {"internal/arm", "internal/server", "internal/aci"},
 	"internal/registry":  {"internal/arm", "internal/server", "internal/aci", "internal/identity", "internal/runtime"},
 	"internal/identity":  {"internal/arm", "internal/server", "internal/aci", "internal/registry", "internal/runtime"},

@@ -21,6 +21,18 @@
 // (written as they change), so a restarted berth reports the same thing and
 // RecoverGroup carries on where the last process stopped.
 //
+// Besides the default network, EnsureNetwork adds networks for
+// virtual-network subnets: each its own bridge (named from a 4-character
+// prefix and tags of its domain and name) with the subnet's prefix, groups
+// addressed from its fourth address on with a default route through the
+// host. An iptables chain of the runtime's own, jumped to first from
+// FORWARD, lets the bridges of one domain (one virtual network) route to
+// each other and drops every other pair among berth's bridges, the default
+// one included; the host reaches every group. Networks are recorded under
+// vnets/ and re-created by New; the chain exists only while networks do.
+// The default bridge is created by New with its gateway address, so that
+// services (berth's DNS server) can listen there before the first group.
+//
 // Runtime.Listen opens a listener inside a group's namespace (on its
 // loopback, say), for proxies that the group's containers reach on
 // localhost.
@@ -69,6 +81,7 @@
 //	cni/
 //	    cache/                  libcni cache: the ADD result per group
 //	    networks/<bridge>/      host-local reservations: one file per address
+//	vnets/<bridge>.json         a network added with EnsureNetwork (name, domain, prefix)
 //	netns/<group>               bind mount of the group's network namespace
 //	groups/<group>/
 //	    group.json              what the group runs: containers, policy, address

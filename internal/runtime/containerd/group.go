@@ -97,13 +97,15 @@ type record struct {
 	InitContainers []string              `json:"initContainers,omitempty"`
 	Containers     []string              `json:"containers"`
 	IP             string                `json:"ip,omitempty"`
+	// Network is the network the group joined ("" the default).
+	Network string `json:"network,omitempty"`
 	// InitPending: the init containers have not all completed, so the
 	// containers have not been started (see init.go).
 	InitPending bool `json:"initPending,omitempty"`
 }
 
 func newRecord(spec runtime.GroupSpec) *record {
-	rec := &record{ID: spec.ID, Labels: spec.Labels, RestartPolicy: spec.RestartPolicy}
+	rec := &record{ID: spec.ID, Labels: spec.Labels, RestartPolicy: spec.RestartPolicy, Network: spec.Network}
 	for _, c := range spec.InitContainers {
 		rec.InitContainers = append(rec.InitContainers, c.Name)
 	}
@@ -456,12 +458,16 @@ func (r *Runtime) setupSandbox(ctx context.Context, rec *record) error {
 			return err
 		}
 	}
+	nw, err := r.networkFor(rec.Network)
+	if err != nil {
+		return err
+	}
 	if err := createNetNS(path); err != nil {
 		return err
 	}
-	ip, err := r.net.add(ctx, rec.ID, path)
+	ip, err := nw.add(ctx, rec.ID, path)
 	if err != nil {
-		if derr := r.net.del(ctx, rec.ID, path); derr != nil {
+		if derr := nw.del(ctx, rec.ID, path); derr != nil {
 			r.log.Warn("releasing a half-made attachment", "group", rec.ID, "err", derr)
 		}
 		removeNetNS(path)
@@ -488,7 +494,7 @@ func (r *Runtime) releaseSandbox(ctx context.Context, id string) error {
 	if netNSMounted(path) {
 		ns = path
 	}
-	if err := r.net.del(ctx, id, ns); err != nil {
+	if err := r.detach(ctx, id, ns); err != nil {
 		return err
 	}
 	return removeNetNS(path)

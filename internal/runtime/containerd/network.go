@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -17,14 +17,29 @@ import (
 // no masquerading: traffic is between the host and the groups), host-local
 // addresses from the subnet, and the loopback plugin bringing up lo.
 type network struct {
-	cni  *libcni.CNIConfig
-	list *libcni.NetworkConfigList
+	cni    *libcni.CNIConfig
+	list   *libcni.NetworkConfigList
+	bridge string
+	prefix netip.Prefix
 }
 
 func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
-	if _, _, err := net.ParseCIDR(subnet); err != nil {
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
 		return nil, fmt.Errorf("subnet %q: %w", subnet, err)
 	}
+	return newNetworkRange(pluginDir, dataDir, bridge, p.Masked(), netip.Addr{})
+}
+
+// gatewayOf is the bridge's (the host's) address in prefix: the first
+// address after the network address, as host-local would choose.
+func gatewayOf(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// newNetworkRange is newNetwork with the prefix parsed; rangeStart, when
+// valid, is the first address handed to groups (Azure keeps the first four
+// addresses of a subnet for itself, so virtual-network subnets start at
+// .4).
+func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, rangeStart netip.Addr) (*network, error) {
 	if len(bridge) == 0 || len(bridge) > 15 {
 		return nil, fmt.Errorf("bridge name %q: want 1 to 15 characters", bridge)
 	}
@@ -34,19 +49,27 @@ func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
 		}
 	}
 	type m = map[string]any
+	rng := m{"subnet": subnet.String(), "gateway": gatewayOf(subnet).String()}
+	if rangeStart.IsValid() {
+		rng["rangeStart"] = rangeStart.String()
+	}
 	conf := m{
 		"cniVersion": "1.0.0",
 		"name":       bridge,
 		"plugins": []m{
 			{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
+				"type":      "bridge",
+				"bridge":    bridge,
+				"isGateway": true,
+				// Virtual-network groups route through the host (their
+				// gateway) to the other subnets of their network, as on
+				// Azure; the default network's groups talk to the host only.
+				"isDefaultGateway": rangeStart.IsValid(),
+				"ipMasq":           false,
+				"hairpinMode":      true,
 				"ipam": m{
 					"type":    "host-local",
-					"ranges":  [][]m{{{"subnet": subnet}}},
+					"ranges":  [][]m{{rng}},
 					"dataDir": filepath.Join(dataDir, "networks"),
 				},
 			},
@@ -63,7 +86,7 @@ func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
 	cni := libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, filepath.Join(dataDir, "cache"), nil)
-	return &network{cni: cni, list: list}, nil
+	return &network{cni: cni, list: list, bridge: bridge, prefix: subnet}, nil
 }
 
 func (n *network) runtimeConf(id, netns string) *libcni.RuntimeConf {

@@ -47,6 +47,13 @@ type Config struct {
 	BridgeName string
 	// Subnet is where group addresses come from; default "10.213.0.0/16".
 	Subnet string
+	// NetworkPrefix starts the bridge names of networks added with
+	// EnsureNetwork (4 characters, [a-z][a-z0-9]{3}); the firewall treats
+	// every interface with this prefix as this runtime's. Default "bvn0"
+	// with the default BridgeName, else "bv" and two characters derived
+	// from BridgeName (so that berths with bridges of their own keep their
+	// networks apart).
+	NetworkPrefix string
 	// CNIPluginDir holds the bridge, host-local and loopback plugins;
 	// default "/usr/lib/cni".
 	CNIPluginDir string
@@ -98,6 +105,10 @@ func (c *Config) setDefaults() error {
 	def(&c.Namespace, "berth")
 	def(&c.BridgeName, "berth0")
 	def(&c.Subnet, "10.213.0.0/16")
+	if c.BridgeName == "berth0" {
+		def(&c.NetworkPrefix, "bvn0")
+	}
+	def(&c.NetworkPrefix, "bv"+tag(c.BridgeName)[:2])
 	def(&c.CNIPluginDir, "/usr/lib/cni")
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -144,6 +155,9 @@ type Runtime struct {
 	fwMu     sync.Mutex // serialises changes to forwards
 	forwards []Forward
 
+	netMu sync.Mutex       // guards nets and the firewall
+	nets  map[string]*vnet // networks added with EnsureNetwork, by name
+
 	authMu      sync.Mutex
 	authorizers map[string]docker.Authorizer // by hash of a credential set
 
@@ -159,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"netns", "groups", "cni", "shares"} {
+	for _, d := range []string{"netns", "groups", "cni", "shares", "vnets"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o711); err != nil {
 			return nil, err
 		}
@@ -177,6 +191,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		clientLog:  clientLogger(cfg.Logger),
 		groups:     map[string]*group{},
 		gpus:       HostGPUs(),
+	}
+	r.netMu.Lock()
+	err = r.initNetworks(ctx)
+	r.netMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
 	}
 	address := cfg.Socket
 	if address == "" {

@@ -1,0 +1,82 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+)
+
+// The firewall keeps virtual networks apart. Routed traffic between berth's
+// bridges passes the host's FORWARD chain, which jumps to a chain of this
+// runtime's own (BERTH-<default bridge>) first. That chain accepts traffic
+// between bridges of one domain (their names share prefix+domain tag, so one
+// wildcard rule per domain covers every subnet of a virtual network) and
+// drops traffic between any other pair of berth's bridges, the default
+// (public) bridge included. The host is not routed through FORWARD, so it
+// reaches every group. The chain exists only while networks do: with none,
+// it and its jump are removed and the host's rules are as berth found them.
+// Rebuilds replace the chain's rules in one iptables-restore transaction.
+
+func (r *Runtime) chainName() string { return "BERTH-" + r.cfg.BridgeName }
+
+// syncFirewall makes the chain match r.nets (netMu held).
+func (r *Runtime) syncFirewall(ctx context.Context) error {
+	chain := r.chainName()
+	if len(r.nets) == 0 {
+		return r.removeFirewall(ctx)
+	}
+	domains := map[string]bool{}
+	for _, v := range r.nets {
+		domains[r.domainOf(v.net.bridge)] = true
+	}
+	var ds []string
+	for d := range domains {
+		ds = append(ds, d)
+	}
+	sort.Strings(ds)
+	all := r.cfg.NetworkPrefix + "+"
+	var b strings.Builder
+	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", chain)
+	for _, d := range ds {
+		fmt.Fprintf(&b, "-A %s -i %s+ -o %s+ -j ACCEPT\n", chain, d, d)
+	}
+	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, all, all)
+	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, all, r.cfg.BridgeName)
+	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, r.cfg.BridgeName, all)
+	b.WriteString("COMMIT\n")
+	cmd := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if iptables(ctx, "-C", "FORWARD", "-j", chain) != nil {
+		if err := iptables(ctx, "-I", "FORWARD", "1", "-j", chain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeFirewall deletes the chain and every jump to it.
+func (r *Runtime) removeFirewall(ctx context.Context) error {
+	chain := r.chainName()
+	if iptables(ctx, "-n", "-L", chain) != nil {
+		return nil // no chain
+	}
+	for iptables(ctx, "-D", "FORWARD", "-j", chain) == nil {
+	}
+	if err := iptables(ctx, "-F", chain); err != nil {
+		return err
+	}
+	return iptables(ctx, "-X", chain)
+}
+
+func iptables(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

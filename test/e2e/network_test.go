@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	armnetwork "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
+	mdns "github.com/miekg/dns"
+)
+
+// bridgePrefix is the address and prefix of berth's bridge.
+func bridgePrefix(t *testing.T, b *berth) *net.IPNet {
+	t.Helper()
+	ifc, err := net.InterfaceByName(b.bridge)
+	if err != nil {
+		t.Fatalf("berth's bridge %s: %v", b.bridge, err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n
+		}
+	}
+	t.Fatalf("bridge %s has no IPv4 address", b.bridge)
+	return nil
+}
+
+// TestVirtualNetworkWithSDK creates a virtual network with a subnet
+// delegated to container groups through armnetwork, as SDK code that
+// creates a VNet before its container groups does, and queries berth's DNS
+// server on its bridge.
+func TestVirtualNetworkWithSDK(t *testing.T) {
+	b := startBerth(t)
+	s := newSDK(t, b)
+	ctx := ctxT(t, 2*time.Minute)
+	cfg := cloud.Configuration{
+		ActiveDirectoryAuthorityHost: b.env["AZURE_AUTHORITY_HOST"],
+		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]},
+		},
+	}
+	f, err := armnetwork.NewClientFactory(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vnets, subnets := f.NewVirtualNetworksClient(), f.NewSubnetsClient()
+	if _, err := s.groups.CreateOrUpdate(ctx, "netrg", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	poll := &runtime.PollUntilDoneOptions{Frequency: 100 * time.Millisecond}
+	vnet := func(space, subnet string) armnetwork.VirtualNetwork {
+		return armnetwork.VirtualNetwork{Location: to.Ptr("westeurope"), Properties: &armnetwork.VirtualNetworkPropertiesFormat{
+			AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(space)}},
+			Subnets: []*armnetwork.Subnet{{Name: to.Ptr("aci"), Properties: &armnetwork.SubnetPropertiesFormat{
+				AddressPrefix: to.Ptr(subnet),
+				Delegations: []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
+					ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}},
+			}}},
+		}}
+	}
+
+	// A subnet on berth's own bridge is refused.
+	own := bridgePrefix(t, b)
+	ownNet := (&net.IPNet{IP: own.IP.Mask(own.Mask), Mask: own.Mask}).String()
+	if _, err := vnets.BeginCreateOrUpdate(ctx, "netrg", "clash", vnet(ownNet, ownNet), nil); respCode(err) != "SubnetRangeInUseOnHost" {
+		t.Fatalf("subnet on berth's bridge: %v", err)
+	}
+
+	var created armnetwork.VirtualNetwork
+	for i := 0; ; i++ {
+		n, _ := rand.Int(rand.Reader, big.NewInt(200))
+		space := fmt.Sprintf("10.25%d.%d.0/24", n.Int64()%6, n.Int64())
+		p, err := vnets.BeginCreateOrUpdate(ctx, "netrg", "vnet1", vnet(space, space), nil)
+		if respCode(err) == "SubnetRangeInUseOnHost" && i < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.PollUntilDone(ctx, poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created = res.VirtualNetwork
+		break
+	}
+	if *created.Properties.ProvisioningState != armnetwork.ProvisioningStateSucceeded ||
+		*created.Properties.Subnets[0].Properties.Delegations[0].Properties.ServiceName != "Microsoft.ContainerInstance/containerGroups" {
+		t.Fatalf("created %+v", created.Properties)
+	}
+	got, err := subnets.Get(ctx, "netrg", "vnet1", "aci", nil)
+	if err != nil || *got.ID != *created.Properties.Subnets[0].ID {
+		t.Fatalf("get subnet: %v", err)
+	}
+	// Another virtual network may not overlap it.
+	space := *created.Properties.AddressSpace.AddressPrefixes[0]
+	if _, err := vnets.BeginCreateOrUpdate(ctx, "netrg", "vnet2", vnet(space, space), nil); respCode(err) != "NetcfgSubnetRangesOverlap" {
+		t.Fatalf("overlapping virtual network: %v", err)
+	}
+
+	// berth's DNS server answers on the bridge's gateway, for the host too.
+	m := new(mdns.Msg)
+	m.SetQuestion("no-such-label.westeurope.azurecontainer.io.", mdns.TypeA)
+	for _, proto := range []string{"udp", "tcp"} {
+		r, _, err := (&mdns.Client{Net: proto, Timeout: 5 * time.Second}).Exchange(m, net.JoinHostPort(own.IP.String(), "53"))
+		if err != nil || r.Rcode != mdns.RcodeNameError || !r.Authoritative {
+			t.Fatalf("DNS over %s on %s: %v %v", proto, own.IP, err, r)
+		}
+	}
+
+	// Resource-group delete removes the network.
+	dp, err := s.groups.BeginDelete(ctx, "netrg", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.groups.CreateOrUpdate(ctx, "netrg", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vnets.Get(ctx, "netrg", "vnet1", nil); respCode(err) != "ResourceNotFound" {
+		t.Fatalf("vnet after the group delete: %v", err)
+	}
+}
