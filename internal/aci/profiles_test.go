@@ -188,7 +188,9 @@ func TestGroupFromProfile(t *testing.T) {
 	if err := e.svc.applyProfile(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.EqualFunc(again.Containers, cur.Containers, func(a, b Container) bool { return a.Name == b.Name && a.Image == b.Image && slices.Equal(a.Command, b.Command) && len(a.Env) == len(b.Env) }) ||
+	if !slices.EqualFunc(again.Containers, cur.Containers, func(a, b Container) bool {
+		return a.Name == b.Name && a.Image == b.Image && slices.Equal(a.Command, b.Command) && len(a.Env) == len(b.Env)
+	}) ||
 		again.RestartPolicy != cur.RestartPolicy || len(again.Containers) != 1 {
 		t.Fatalf("re-merge changed the group: %+v", again)
 	}
