@@ -286,3 +286,49 @@ func TestResourceGroupDeleteRemovesProfiles(t *testing.T) {
 		t.Fatalf("revision survived: %v", err)
 	}
 }
+
+func TestMergeProfileRules(t *testing.T) {
+	p := profile("p")
+	p.Zones = []string{"1"}
+	p.Spec.Volumes = []Volume{{Name: "shared", EmptyDir: true}, {Name: "conf", Secret: map[string]string{"a": "YQ=="}}}
+	p.Spec.InitContainers = []Container{{Name: "init", Image: "reg/init:v1", Command: []string{"echo", "p"}}}
+	p.Spec.Containers = append(p.Spec.Containers, Container{Name: "side", Image: "reg/side:v1", Requests: Resources{CPU: 0.5, MemoryGB: 0.5},
+		ConfigMap: map[string]string{"A": "p", "B": "p"}})
+	g := &Group{Name: "g", SKU: "Dedicated",
+		Volumes:             []Volume{{Name: "conf", EmptyDir: true}, {Name: "extra", EmptyDir: true}},
+		RegistryCredentials: []RegistryCredential{{Server: "REG", Username: "g", Password: "gpw"}},
+		InitContainers:      []Container{{Name: "init", Command: []string{"echo", "g"}}},
+		Containers: []Container{
+			{Name: "side", ConfigMap: map[string]string{"B": "g"}, Requests: Resources{CPU: 1, MemoryGB: 1}},
+			{Name: "own", Image: "reg/own:v1", Requests: Resources{CPU: 1, MemoryGB: 1}},
+		}}
+	mergeProfile(g, p)
+	vols := func(vs []Volume) (out []string) {
+		for _, v := range vs {
+			out = append(out, v.Name+map[bool]string{true: ":emptyDir", false: ":secret"}[v.EmptyDir])
+		}
+		return out
+	}
+	names := func(cs []Container) (out []string) {
+		for _, c := range cs {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	switch {
+	case g.SKU != "Dedicated" || g.RestartPolicy != "Never" || g.OSType != "Linux" || !slices.Equal(g.Zones, []string{"1"}):
+		t.Errorf("scalars: %+v", g)
+	case !slices.Equal(vols(g.Volumes), []string{"shared:emptyDir", "conf:emptyDir", "extra:emptyDir"}):
+		t.Errorf("volumes: %v", vols(g.Volumes))
+	case len(g.RegistryCredentials) != 1 || g.RegistryCredentials[0].Password != "gpw":
+		t.Errorf("registry credentials: %+v", g.RegistryCredentials)
+	case len(g.InitContainers) != 1 || g.InitContainers[0].Image != "reg/init:v1" || g.InitContainers[0].Command[1] != "g":
+		t.Errorf("init containers: %+v", g.InitContainers)
+	case !slices.Equal(names(g.Containers), []string{"app", "side", "own"}):
+		t.Errorf("containers: %v", names(g.Containers))
+	case g.Containers[1].Image != "reg/side:v1" || g.Containers[1].Requests.CPU != 1 || g.Containers[1].ConfigMap["A"] != "p" || g.Containers[1].ConfigMap["B"] != "g":
+		t.Errorf("overlaid container: %+v", g.Containers[1])
+	case p.Spec.Containers[1].ConfigMap["B"] != "p":
+		t.Errorf("merge changed the profile: %+v", p.Spec.Containers[1])
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -515,5 +516,53 @@ func TestResourceGroupDeleteRemovesProfilesAPI(t *testing.T) {
 	}
 	if st, m, _ := e.call(t, "GET", profilesURL+"/p/revisions/1", v, nil); st != http.StatusNotFound {
 		t.Fatalf("revision survived its resource group: %d %v", st, m)
+	}
+}
+
+// TestProfileWireFields checks a fully populated profile's properties
+// against the property names of each version's profile schema: the Go
+// SDK v2.5.0-beta.1's ContainerGroupProfilePropertiesProperties for
+// 2024-05-01-preview, plus the profile-only properties S25's
+// ContainerGroupProfileProperties adds (registeredRevisions, read-only and
+// absent from the published examples, is not rendered).
+func TestProfileWireFields(t *testing.T) {
+	body := profileBody()
+	p := body["properties"].(jsonMap)
+	p["sku"], p["priority"] = "Confidential", "Regular"
+	p["confidentialComputeProperties"] = jsonMap{"ccePolicy": "cGFyYQ=="}
+	p["encryptionProperties"] = jsonMap{"vaultBaseUrl": "https://kv", "keyName": "k", "keyVersion": "1", "identity": "/id"}
+	p["extensions"] = []any{jsonMap{"name": "kube-proxy", "properties": jsonMap{"extensionType": "kube-proxy", "version": "1.0",
+		"settings": jsonMap{"a": 1}, "protectedSettings": jsonMap{"kubeConfig": "extension-secret"}}}}
+	p["initContainers"] = []any{jsonMap{"name": "init", "properties": jsonMap{"image": "reg/app:v1", "command": []string{"echo"}}}}
+	p["shutdownGracePeriod"], p["timeToLive"], p["useKrypton"] = "PT30S", "PT1H", true
+	p["securityContext"] = jsonMap{"runAsUser": 1}
+	base := []string{"confidentialComputeProperties", "containers", "diagnostics", "encryptionProperties", "extensions", "imageRegistryCredentials",
+		"initContainers", "ipAddress", "osType", "priority", "restartPolicy", "revision", "sku", "volumes"}
+	later := append(append([]string(nil), base...), "securityContext", "shutdownGracePeriod", "timeToLive", "useKrypton")
+	for ver, want := range map[string][]string{
+		"2024-05-01-preview": base, "2024-11-01-preview": later, "2025-09-01": later, "2026-05-01": later, "2026-06-01-preview": later,
+	} {
+		in, _ := json.Marshal(normalize(body))
+		prof, err := decodeProfile(in, ver)
+		if err != nil {
+			t.Fatalf("%s: %v", ver, err)
+		}
+		prof.Subscription, prof.ResourceGroup, prof.Name, prof.Revision = "sub", "rg", "p", 1
+		out, _ := json.Marshal(profileToWire(prof, ver))
+		if bytes.Contains(out, []byte("extension-secret")) || bytes.Contains(out, []byte("protectedSettings")) {
+			t.Errorf("%s renders protected settings: %s", ver, out)
+		}
+		noSecrets(t, ver, out)
+		var m jsonMap
+		_ = json.Unmarshal(out, &m)
+		var got []string
+		for k := range m["properties"].(jsonMap) {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s properties:\n got %v\nwant %v", ver, got, want)
+		}
 	}
 }
