@@ -49,6 +49,9 @@ const (
 // whether it was created, and the async operation that tracks provisioning.
 // A refused request changes nothing.
 func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*View, bool, *operation.Operation, error) {
+	if err := s.applyProfile(ctx, g); err != nil {
+		return nil, false, nil, err
+	}
 	if err := Validate(g); err != nil {
 		return nil, false, nil, err
 	}

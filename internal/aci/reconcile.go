@@ -21,6 +21,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.stopEvents = stop
 	s.goBackground(func() { s.consumeEvents(events) })
 	s.Resources.OnDeleteGroup(s.deleteAllIn)
+	s.Resources.OnDeleteGroup(s.deleteProfilesIn)
 
 	groups, err := s.list(ctx, "")
 	if err != nil {

@@ -62,6 +62,7 @@ func (a *API) Register() {
 	a.ARM.Handle(a.execRoutes()...)
 	a.ARM.Handle(a.actionRoutes()...)
 	a.ARM.Handle(a.locationRoutes()...)
+	a.ARM.Handle(a.profileRoutes()...)
 }
 
 func ids(r *arm.Request) (sub, rg, name string) {

@@ -417,7 +417,13 @@ func toDomain(in *putGroup, apiVersion string) (*aci.Group, error) {
 	if p.OSType != nil {
 		g.OSType = d.enum(*p.OSType, "", "OperatingSystemTypes", "properties.osType", "Linux", "Windows")
 	}
-	g.RestartPolicy = d.enum(p.RestartPolicy, "Always", "ContainerGroupRestartPolicy", "properties.restartPolicy", "Always", "OnFailure", "Never")
+	// A profile-based group leaves restart policy and SKU unset when not
+	// given: the profile fills them (aci applies ACI's defaults after).
+	defRestart, defSKU := "Always", "Standard"
+	if relaxed {
+		defRestart, defSKU = "", ""
+	}
+	g.RestartPolicy = d.enum(p.RestartPolicy, defRestart, "ContainerGroupRestartPolicy", "properties.restartPolicy", "Always", "OnFailure", "Never")
 	skus := []string{"Standard", "Dedicated"}
 	if f.has(fConfidential) {
 		skus = append(skus, "Confidential")
@@ -425,8 +431,8 @@ func toDomain(in *putGroup, apiVersion string) (*aci.Group, error) {
 	if f.has(fIdentityAcls) {
 		skus = append(skus, "NotSpecified")
 	}
-	if g.SKU = d.enum(p.SKU, "Standard", "ContainerGroupSku", "properties.sku", skus...); g.SKU == "NotSpecified" {
-		g.SKU = "Standard"
+	if g.SKU = d.enum(p.SKU, defSKU, "ContainerGroupSku", "properties.sku", skus...); g.SKU == "NotSpecified" {
+		g.SKU = defSKU
 	}
 	// An unknown priority is kept as given: aci.Validate answers it with
 	// ACI's PriorityNotSpecified, which names the group.
