@@ -116,7 +116,7 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 		t.Fatalf("the host cannot reach %s: %v", ip, err)
 	}
 
-	probe := fmt.Sprintf("wget -q -T 3 -O /dev/null http://%s:8080/ && echo REACHED || echo UNREACHABLE", ip)
+	probe := []string{"/app", "probe", "http://" + ip + ":8080/", "3"}
 	for _, c := range []struct {
 		name, subnet, want string
 	}{
@@ -124,7 +124,7 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 		{"other-vnet", subnetID(vb, 0), "UNREACHABLE"},
 		{"public", "", "UNREACHABLE"},
 	} {
-		createGroup(t, s, "vnets", c.name, private(c.subnet, "/bin/sh", "-c", probe))
+		createGroup(t, s, "vnets", c.name, private(c.subnet, probe...))
 		waitGroupState(t, s, "vnets", c.name, "Succeeded")
 		if got := strings.TrimSpace(containerLogs(t, s, "vnets", c.name, "app")); got != c.want {
 			t.Errorf("%s → %s: %q, want %s", c.name, ip, got, c.want)
@@ -180,10 +180,9 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != *ng.Properties.IPAddress.IP {
 		t.Fatalf("resolve %s at %s: %v %v", fqdn, gw, err, r)
 	}
-	createGroup(t, s, "vnets", "resolver", private("", "/bin/sh", "-c",
-		fmt.Sprintf("wget -q -T 5 -O /dev/null http://%s:8080/ && echo RESOLVED || echo FAILED", fqdn)))
+	createGroup(t, s, "vnets", "resolver", private("", "/app", "probe", "http://"+fqdn+":8080/", "5"))
 	waitGroupState(t, s, "vnets", "resolver", "Succeeded")
-	if got := strings.TrimSpace(containerLogs(t, s, "vnets", "resolver", "app")); got != "RESOLVED" {
+	if got := strings.TrimSpace(containerLogs(t, s, "vnets", "resolver", "app")); got != "REACHED" {
 		t.Errorf("inside a group, %s: %q", fqdn, got)
 	}
 	// Deleted: the name no longer resolves.

@@ -11,6 +11,9 @@
 //	print-env         prints the environment as sorted NAME=VALUE lines, exits 0.
 //	fetch URL         GETs URL until it answers 2xx (up to 60 s), prints the
 //	                  body, exits 0; exits 1 if it never does.
+//	probe URL SECS    GETs URL once, waiting at most SECS seconds (resolving
+//	                  names through /etc/resolv.conf), prints REACHED if it
+//	                  answers at all, else UNREACHABLE, exits 0.
 //	status URL        GETs URL (HTTPS without verifying the certificate, as
 //	                  the image has no CA) until it answers at all (up to
 //	                  60 s), prints "status N", exits 0; exits 1 if it never
@@ -93,6 +96,22 @@ func run(mode string, args []string) int {
 		return 0
 	case "fetch":
 		return fetch(first(args))
+	case "probe":
+		secs := 3.0
+		if len(args) > 1 {
+			if v, err := strconv.ParseFloat(args[1], 64); err == nil {
+				secs = v
+			}
+		}
+		c := &http.Client{Timeout: time.Duration(secs * float64(time.Second))}
+		resp, err := c.Get(first(args))
+		if err != nil {
+			fmt.Println("UNREACHABLE")
+			return 0
+		}
+		resp.Body.Close()
+		fmt.Println("REACHED")
+		return 0
 	case "status":
 		return status(first(args))
 	case "read":
