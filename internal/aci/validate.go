@@ -86,9 +86,10 @@ func validateGroup(g *Group) error {
 	}
 	switch {
 	case g.OSType == "":
-		// Unverified: only reachable when a profile-based create left it
-		// out and the profile did not supply it.
-		return invalid("InvalidOsType", "The 'osType' of container group '%s' is required. Supported values are 'Linux' and 'Windows'.", g.Name)
+		// Reachable when a 2024-05-01-preview+ create (where osType is
+		// optional) has neither it nor a profile supplying it; ACI's
+		// message, as az users report it (Azure/azure-cli#30496).
+		return invalid("InvalidOsType", "The 'osType' for container group '<null>' is invalid. The value must be one of 'Windows,Linux'.")
 	case strings.EqualFold(g.OSType, "Windows"):
 		return invalid("OsTypeNotSupported",
 			"The requested OS type 'Windows' is not supported in location '%s'. This host runs Linux containers only.", g.Location)
@@ -164,6 +165,11 @@ func validateContainer(g *Group, c Container, seen map[string]bool, init bool) e
 		envSeen[e.Name] = true
 	}
 	if !init {
+		if c.Requests.CPU == 0 && c.Requests.MemoryGB == 0 {
+			// ACI's message (Azure/azure-cli#30439), typo included.
+			return invalid("ResourceRequestsNotSpecified",
+				"The resource requests are not specified in container '%s' of contain group '%s'. Both memory and CPU requests are required since API version '2017-07-01-preview'.", c.Name, g.Name)
+		}
 		if c.Requests.CPU <= 0 || c.Requests.MemoryGB <= 0 {
 			return invalid("InvalidContainerResourceRequests",
 				"The resource requests of container '%s' in container group '%s' are invalid: cpu and memoryInGB must be greater than 0.", c.Name, g.Name)

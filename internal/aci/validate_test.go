@@ -70,7 +70,7 @@ func TestValidateRules(t *testing.T) {
 		{"group name", "InvalidContainerGroupName", "The container group name 'Web_1' is invalid.", func(g *Group) { g.Name = "Web_1" }},
 		{"group name double hyphen", "InvalidContainerGroupName", "'a--b'", func(g *Group) { g.Name = "a--b" }},
 		{"location", "LocationRequired", "The location property is required", func(g *Group) { g.Location = " " }},
-		{"no os type", "InvalidOsType", "'osType' of container group 'web' is required", func(g *Group) { g.OSType = "" }},
+		{"no os type", "InvalidOsType", "The 'osType' for container group '<null>' is invalid", func(g *Group) { g.OSType = "" }},
 		{"windows", "OsTypeNotSupported", "The requested OS type 'Windows' is not supported in location 'westeurope'.", func(g *Group) { g.OSType = "Windows" }},
 		{"timeout too long", "InvalidProvisioningTimeout", "'3600'", func(g *Group) { g.ProvisioningTimeoutSeconds, g.IsCustomProvisioningTimeout = 3600, true }},
 		{"no containers", "NoContainersInContainerGroup", "must contain at least one container", func(g *Group) { g.Containers = nil }},
@@ -96,6 +96,7 @@ func TestValidateRules(t *testing.T) {
 		{"duplicate env", "DuplicateEnvironmentVariables", "Duplicate environment variable 'MODE'", func(g *Group) {
 			g.Containers[0].Env = append(g.Containers[0].Env, EnvVar{Name: "MODE"})
 		}},
+		{"no requests", "ResourceRequestsNotSpecified", "Both memory and CPU requests are required", func(g *Group) { g.Containers[0].Requests = Resources{} }},
 		{"zero cpu", "InvalidContainerResourceRequests", "cpu and memoryInGB must be greater than 0", func(g *Group) { g.Containers[0].Requests.CPU = 0 }},
 		{"limit below request", "InvalidContainerResourceLimits", "must be greater than or equal to its resource requests", func(g *Group) {
 			g.Containers[0].Limits = &Resources{CPU: 0.5, MemoryGB: 2}
