@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,12 @@ func TestGroupFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := gitRepo(t, map[string]string{"README.md": "cloned offline\n"})
+	const (
+		storageKey   = "c3RvcmFnZS1rZXktdmFsdWUtZm9yLWJlcnRo"
+		workspaceKey = "d29ya3NwYWNlLWtleS12YWx1ZS1mb3ItYmVydGg="
+		secureEnv    = "secure-env-value-never-logged"
+		secretFile   = "s3cret-file"
+	)
 
 	mount := func(vol, path string, ro bool) *aci.VolumeMount {
 		return &aci.VolumeMount{Name: to.Ptr(vol), MountPath: to.Ptr(path), ReadOnly: to.Ptr(ro)}
@@ -34,7 +41,7 @@ func TestGroupFeatures(t *testing.T) {
 	shell := func(script string) []*string { return to.SliceOfPtrs("/bin/sh", "-c", script) }
 	req := &aci.ResourceRequirements{Requests: &aci.ResourceRequests{CPU: to.Ptr(0.5), MemoryInGB: to.Ptr(0.25)}}
 	shareVol := func() *aci.Volume {
-		return &aci.Volume{Name: to.Ptr("sharevol"), AzureFile: &aci.AzureFileVolume{ShareName: to.Ptr("docs"), StorageAccountName: to.Ptr("acct1"), StorageAccountKey: to.Ptr("a2V5")}}
+		return &aci.Volume{Name: to.Ptr("sharevol"), AzureFile: &aci.AzureFileVolume{ShareName: to.Ptr("docs"), StorageAccountName: to.Ptr("acct1"), StorageAccountKey: to.Ptr(storageKey)}}
 	}
 	group := aci.ContainerGroup{
 		Location: to.Ptr("westeurope"),
@@ -44,10 +51,11 @@ func TestGroupFeatures(t *testing.T) {
 			ImageRegistryCredentials: b.registryCred(),
 			Volumes: []*aci.Volume{
 				{Name: to.Ptr("scratch"), EmptyDir: map[string]any{}},
-				{Name: to.Ptr("secrets"), Secret: map[string]*string{"token": to.Ptr(base64.StdEncoding.EncodeToString([]byte("s3cret-file")))}},
+				{Name: to.Ptr("secrets"), Secret: map[string]*string{"token": to.Ptr(base64.StdEncoding.EncodeToString([]byte(secretFile)))}},
 				{Name: to.Ptr("repovol"), GitRepo: &aci.GitRepoVolume{Repository: to.Ptr("file://" + repo), Directory: to.Ptr("src")}},
 				shareVol(),
 			},
+			Diagnostics: &aci.ContainerGroupDiagnostics{LogAnalytics: &aci.LogAnalytics{WorkspaceID: to.Ptr("workspace-1"), WorkspaceKey: to.Ptr(workspaceKey)}},
 			DNSConfig: &aci.DNSConfiguration{NameServers: to.SliceOfPtrs("10.0.0.10"), SearchDomains: to.Ptr("corp.example"), Options: to.Ptr("ndots:2")},
 			InitContainers: []*aci.InitContainerDefinition{{
 				Name: to.Ptr("prepare"),
@@ -57,7 +65,8 @@ func TestGroupFeatures(t *testing.T) {
 			}},
 			Containers: []*aci.Container{
 				{Name: to.Ptr("main"), Properties: &aci.ContainerProperties{Image: to.Ptr(image), Resources: req,
-					Command: shell("cat /scratch/hello; cat /secrets/token; echo; cat /repo/src/README.md; " +
+					EnvironmentVariables: []*aci.EnvironmentVariable{{Name: to.Ptr("SECURE"), SecureValue: to.Ptr(secureEnv)}},
+					Command: shell("cat /scratch/hello; cat /secrets/token; echo; echo \"env:$SECURE\"; cat /repo/src/README.md; " +
 						"grep -E '^(nameserver|search|options)' /etc/resolv.conf; " +
 						"cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; " +
 						"echo persisted > /share/file; echo readonly > /ro/x 2>/dev/null || echo ro-refused"),
@@ -79,7 +88,7 @@ func TestGroupFeatures(t *testing.T) {
 		t.Fatalf("init container view: %+v", init)
 	}
 	logs := containerLogs(t, s, "feat", "features", "main")
-	for _, want := range []string{"prepared-by-init", "s3cret-file", "cloned offline", "nameserver 10.0.0.10", "search corp.example",
+	for _, want := range []string{"prepared-by-init", secretFile, "env:" + secureEnv, "cloned offline", "nameserver 10.0.0.10", "search corp.example",
 		"options ndots:2", "268435456", "ro-refused"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("main's log lacks %q:\n%s", want, logs)
@@ -88,6 +97,13 @@ func TestGroupFeatures(t *testing.T) {
 	if got := strings.TrimSpace(containerLogs(t, s, "feat", "features", "nobody")); !strings.HasPrefix(got, "uid=65534") {
 		t.Errorf("securityContext: id says %q", got)
 	}
+
+	// Secrets never come back and never reach berth's log (debug level).
+	_, _, raw := rawARM(t, b, s, "GET", "/subscriptions/"+b.env["AZURE_SUBSCRIPTION_ID"]+
+		"/resourceGroups/feat/providers/Microsoft.ContainerInstance/containerGroups/features?api-version=2023-05-01", "")
+	secrets := []string{storageKey, workspaceKey, secureEnv, secretFile, base64.StdEncoding.EncodeToString([]byte(secretFile)), b.env["AZURE_CLIENT_SECRET"]}
+	assertNoSecrets(t, "GET body", fmt.Sprint(raw), secrets)
+	b.assertNoSecretsInLogs(secrets)
 
 	// The share outlives the group and is shared by the next one.
 	if _, err := s.cgs.BeginDelete(ctx, "feat", "features", nil); err != nil {
@@ -176,4 +192,35 @@ func containerLogs(t *testing.T, s *sdk, rg, group, container string) string {
 		t.Fatalf("logs of %s/%s: %v", group, container, err)
 	}
 	return *r.Content
+}
+
+// assertNoSecrets fails t if text contains any of secrets.
+func assertNoSecrets(t *testing.T, what, text string, secrets []string) {
+	t.Helper()
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(text, sec) {
+			t.Errorf("%s contains a secret (%.6s…)", what, sec)
+		}
+	}
+}
+
+// assertNoSecretsInLogs fails if a log berth (or its containerd) wrote
+// under the data directory contains any of secrets.
+func (b *berth) assertNoSecretsInLogs(secrets []string) {
+	b.t.Helper()
+	scanned := 0
+	_ = filepath.WalkDir(b.dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") || strings.Contains(path, "/groups/") {
+			return nil // container logs are the containers' own output
+		}
+		body, err := os.ReadFile(path)
+		if err == nil && len(body) > 0 {
+			scanned++
+			assertNoSecrets(b.t, path, string(body), secrets)
+		}
+		return nil
+	})
+	if scanned == 0 {
+		b.t.Error("no berth log found to check for secrets")
+	}
 }
