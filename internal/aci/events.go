@@ -50,9 +50,24 @@ func (s *Service) record(evs ...runtime.Event) {
 	}
 }
 
+// lastExit is how a container's last run ended, kept for when the runtime
+// can no longer say (a deployment whose init container failed is torn
+// down).
+type lastExit struct {
+	ExitCode int       `json:"exitCode"`
+	Time     time.Time `json:"time"`
+}
+
 func recordTx(tx store.Tx, ev runtime.Event) error {
+	k := ev.GroupID + "/" + ev.Container
+	if _, err := tx.Get(tableRuntime, ev.GroupID); errors.Is(err, store.ErrNotFound) {
+		return nil // deleted, or not ours
+	} else if err != nil {
+		return err
+	}
 	if ev.Kind == runtime.EventExited {
-		return nil // exits show in the container state, not as ACI events
+		// Exits show in the container state, not as ACI events.
+		return store.PutJSON(tx, tableExits, k, lastExit{ExitCode: ev.ExitCode, Time: ev.Time.UTC()})
 	}
 	name := string(ev.Kind)
 	typ := "Normal"
@@ -60,12 +75,6 @@ func recordTx(tx store.Tx, ev runtime.Event) error {
 		typ = "Warning"
 	}
 	t := ev.Time.UTC().Truncate(time.Second)
-	k := ev.GroupID + "/" + ev.Container
-	if _, err := tx.Get(tableRuntime, ev.GroupID); errors.Is(err, store.ErrNotFound) {
-		return nil // deleted, or not ours
-	} else if err != nil {
-		return err
-	}
 	var list []Event
 	if b, err := tx.Get(tableEvents, k); err == nil {
 		_ = json.Unmarshal(b, &list)
@@ -92,6 +101,22 @@ func (s *Service) events(ctx context.Context, runtimeID string) (map[string][]Ev
 			var list []Event
 			if json.Unmarshal(v, &list) == nil {
 				out[strings.TrimPrefix(k, runtimeID+"/")] = list
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// exits returns the recorded last exits of a runtime group's containers,
+// by container name.
+func (s *Service) exits(ctx context.Context, runtimeID string) (map[string]lastExit, error) {
+	out := map[string]lastExit{}
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(tableExits, runtimeID+"/", func(k string, v []byte) bool {
+			var e lastExit
+			if json.Unmarshal(v, &e) == nil {
+				out[strings.TrimPrefix(k, runtimeID+"/")] = e
 			}
 			return true
 		})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/operation"
@@ -369,4 +370,46 @@ func TestGPUPolicy(t *testing.T) {
 	}
 	e.svc.GPU = GPUPolicy{Refuse: true, HostSKUs: map[string]int{"V100": 1}}
 	e.create(t, g)
+}
+
+func TestFailingInitContainerFailsTheGroup(t *testing.T) {
+	e := newEnv(t)
+	g := group("init", "Always")
+	g.InitContainers = []Container{
+		{Name: "first", Image: "reg/app:v1", Command: []string{"/app", "exit", "0"}},
+		{Name: "second", Image: "reg/app:v1", Command: []string{"/app", "exit", "3"}},
+	}
+	_, _, op, err := e.svc.CreateOrUpdate(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitOp(t, op.ID)
+	if got.Status != operation.Failed || got.ErrorCode != codeInitContainerFailed || !strings.Contains(got.ErrorMsg, "second") {
+		t.Fatalf("op: %+v", got)
+	}
+	// The events land asynchronously; the view settles on the truth.
+	var v *View
+	for i := 0; i < 200; i++ {
+		v, err = e.svc.View(context.Background(), "sub", "rg", "init")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := v.InitContainers["second"].CurrentState; st.ExitCode != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v.State != "Failed" || v.ProvisioningState != Failed {
+		t.Fatalf("group: state %s provisioning %s", v.State, v.ProvisioningState)
+	}
+	first, second := v.InitContainers["first"].CurrentState, v.InitContainers["second"].CurrentState
+	if first.State != "Terminated" || *first.ExitCode != 0 || first.DetailStatus != "Completed" {
+		t.Errorf("first init container: %+v", first)
+	}
+	if second.State != "Terminated" || *second.ExitCode != 3 || second.DetailStatus != "Error" {
+		t.Errorf("second init container: %+v", second)
+	}
+	if c := v.Containers["c"].CurrentState; c.State != "Waiting" {
+		t.Errorf("container after a failed init: %+v", c)
+	}
 }

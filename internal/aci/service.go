@@ -22,6 +22,7 @@ const (
 	tableGroups  = "aci/groups"  // sub/rg/name (lower-case) → Group
 	tableRuntime = "aci/runtime" // runtime id → group key, for every runtime group a record owns
 	tableEvents  = "aci/events"  // runtime id/container → []Event
+	tableExits   = "aci/exits"   // runtime id/container → lastExit (the last run's end)
 	tableNames   = "aci/names"   // fqdn → group key (dnsNameLabel reservations)
 )
 

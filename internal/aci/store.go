@@ -21,18 +21,20 @@ func putGroup(tx store.Tx, g *Group) error {
 }
 
 // forgetRuntime drops what is stored about one runtime group: its owner
-// index entry and its events.
+// index entry, its events and its containers' last exits.
 func forgetRuntime(tx store.Tx, runtimeID string) error {
 	if err := tx.Delete(tableRuntime, runtimeID); err != nil {
 		return err
 	}
-	var keys []string
-	if err := tx.Scan(tableEvents, runtimeID+"/", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := tx.Delete(tableEvents, k); err != nil {
+	for _, table := range []string{tableEvents, tableExits} {
+		var keys []string
+		if err := tx.Scan(table, runtimeID+"/", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
 			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(table, k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -47,7 +47,10 @@ func (s *Service) view(ctx context.Context, g *Group) (*View, error) {
 		return nil, err
 	}
 	var live *runtime.GroupStatus
-	if g.ProvisioningState == Succeeded && !g.Stopped {
+	// While provisioning, the runtime already reports what it has started
+	// (init containers running or done): the view tells the truth at every
+	// moment.
+	if (g.ProvisioningState == Succeeded || g.ProvisioningState == Creating) && !g.Stopped {
 		st, err := s.Runtime.Status(ctx, g.RuntimeID)
 		switch {
 		case err == nil:
@@ -57,7 +60,34 @@ func (s *Service) view(ctx context.Context, g *Group) (*View, error) {
 			return nil, err
 		}
 	}
-	return buildView(g, events, live), nil
+	v := buildView(g, events, live)
+	if live == nil && !g.Stopped {
+		// Nothing live (a failed deployment was torn down): how each
+		// container's last run ended is what is known.
+		exits, err := s.exits(ctx, g.RuntimeID)
+		if err != nil {
+			return nil, err
+		}
+		for name, e := range exits {
+			cv := v.Containers[name]
+			if cv == nil {
+				cv = v.InitContainers[name]
+			}
+			if cv != nil && cv.CurrentState.State == string(runtime.StateWaiting) {
+				code := e.ExitCode
+				cv.CurrentState = ContainerState{State: string(runtime.StateTerminated), ExitCode: &code, FinishTime: e.Time, DetailStatus: detailOf(code)}
+			}
+		}
+	}
+	return v, nil
+}
+
+// detailOf is ACI's detailStatus of a run that ended with code.
+func detailOf(code int) string {
+	if code == 0 {
+		return "Completed"
+	}
+	return "Error"
 }
 
 func buildView(g *Group, events map[string][]Event, live *runtime.GroupStatus) *View {
