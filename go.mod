@@ -25,6 +25,8 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
+require github.com/coder/websocket v1.8.15 // indirect
+
 require (
 	github.com/Azure/azure-sdk-for-go/sdk/containers/azcontainerregistry v0.2.3
 	github.com/Azure/azure-sdk-for-go/sdk/internal v1.13.0 // indirect

@@ -1,12 +1,10 @@
 package containerd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -250,6 +248,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	}
 	for _, c := range spec.Containers {
 		r.startWatcher(g, spec.ID, c.Name, spec.RestartPolicy)
+		r.startProbes(g, spec.ID, c, spec.RestartPolicy)
 	}
 	return r.status(ctx, rec)
 }
@@ -336,6 +335,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 			continue
 		}
 		r.startWatcher(g, spec.ID, c.Name, spec.RestartPolicy)
+		r.startProbes(g, spec.ID, c, spec.RestartPolicy)
 	}
 	st, err := r.status(ctx, rec)
 	return st, errors.Join(append(errs, err)...)
@@ -496,39 +496,13 @@ func (r *Runtime) containerStatus(ctx context.Context, groupID, name string) (ru
 	case tasktypes.Status_STOPPED:
 		cs.Current = terminated(bk.started, p.GetExitedAt().AsTime(), int(p.GetExitStatus()))
 	}
+	cs.Ready = readyOf(info.Labels, cs.Current)
 	return cs, nil
-}
-
-// Logs returns the container's log file, or its last tail lines.
-func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.LogOptions) (io.ReadCloser, error) {
-	rec, err := r.readRecord(id)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(rec.Containers, container) {
-		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
-	}
-	if opts.Follow || opts.Timestamps {
-		return nil, fmt.Errorf("logs: follow and timestamps: %w", runtime.ErrUnsupported)
-	}
-	b, err := readTail(r.logPath(id, containerID(id, container)), opts.Tail)
-	if errors.Is(err, os.ErrNotExist) {
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 // RestartGroup restarts a group's containers in place (see runtime.Runtime).
 func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
 	return runtime.GroupStatus{}, fmt.Errorf("restart: %w", runtime.ErrUnsupported)
-}
-
-// Exec starts a process in a running container (see runtime.Runtime).
-func (r *Runtime) Exec(ctx context.Context, id, container string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
-	return nil, fmt.Errorf("exec: %w", runtime.ErrUnsupported)
 }
 
 // groupFilter selects a group's containers in containerd.

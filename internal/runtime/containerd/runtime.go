@@ -70,6 +70,10 @@ type Config struct {
 	// Forwards are opened inside every group's namespace (see Forward);
 	// AddForward and RemoveForward change them at run time.
 	Forwards []Forward
+	// LogDriver is the program containerd's shim runs, as `LogDriver
+	// log-driver FILE`, to write a container's log (package logdriver);
+	// default this program (os.Executable), whose CLI has that command.
+	LogDriver string
 }
 
 // backOffReset is how long a run must last for the back-off to start over.
@@ -107,6 +111,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
+	}
+	if c.LogDriver == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("containerd runtime: log driver: %w", err)
+		}
+		c.LogDriver = exe
 	}
 	return nil
 }

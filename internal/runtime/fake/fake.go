@@ -8,13 +8,15 @@
 // else (serve) runs until Exit is called or the group is deleted. Exits go
 // through the restart policy with a short back-off, as the real runtime does.
 //
+// Exec simulates a few commands (see Exec); probes run on a compressed clock
+// (see SetHealthy). Logs stream with times, tail and follow.
+//
 // Pulling an image whose reference contains "notfound" fails with
 // runtime.ErrImagePull; one whose reference contains "slow" blocks until
 // ReleaseSlowPulls is called or the context ends. Groups get addresses 10.99.x.y.
 package fake
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,12 +39,16 @@ type Options struct {
 	// BackOff is the first restart delay (real time), doubled per restart up
 	// to 1 s; default 10 ms.
 	BackOff time.Duration
+	// ProbeUnit is the real time one second of a probe's timings takes;
+	// default 10 ms.
+	ProbeUnit time.Duration
 }
 
 // Runtime is the fake. Create it with New.
 type Runtime struct {
-	clock   clock.Clock
-	backOff time.Duration
+	clock     clock.Clock
+	backOff   time.Duration
+	probeUnit time.Duration
 	bus     *eventbus.Bus
 
 	gate     chan struct{}
@@ -65,7 +71,9 @@ type group struct {
 type container struct {
 	spec    runtime.ContainerSpec
 	status  runtime.ContainerStatus
-	logs    bytes.Buffer
+	logs    logBuffer
+	ready   bool // the readiness probe's verdict
+	sick    bool // httpGet probes fail (SetHealthy)
 	gen     int // bumped on every start and on delete; stale timers compare it
 	backOff time.Duration
 	timer   *time.Timer
@@ -79,7 +87,10 @@ func New(opts Options) *Runtime {
 	if opts.BackOff <= 0 {
 		opts.BackOff = 10 * time.Millisecond
 	}
-	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), groups: map[string]*group{}, gate: make(chan struct{})}
+	if opts.ProbeUnit <= 0 {
+		opts.ProbeUnit = 10 * time.Millisecond
+	}
+	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, probeUnit: opts.ProbeUnit, bus: eventbus.New(0), groups: map[string]*group{}, gate: make(chan struct{})}
 }
 
 // CreateGroup simulates pulls and starts every container.
@@ -156,20 +167,12 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, opts runtime.LogOpt
 	if err != nil {
 		return nil, err
 	}
-	if opts.Follow || opts.Timestamps {
-		return nil, fmt.Errorf("fake logs: follow and timestamps: %w", runtime.ErrUnsupported)
-	}
-	return io.NopCloser(bytes.NewReader(bytes.Clone(tailLines(c.logs.Bytes(), opts.Tail)))), nil
+	return c.logs.reader(ctx, opts), nil
 }
 
 // RestartGroup restarts every container of the group.
 func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (runtime.GroupStatus, error) {
 	return runtime.GroupStatus{}, fmt.Errorf("fake restart: %w", runtime.ErrUnsupported)
-}
-
-// Exec is not simulated yet.
-func (r *Runtime) Exec(ctx context.Context, id, name string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
-	return nil, fmt.Errorf("fake exec: %w", runtime.ErrUnsupported)
 }
 
 // ReleaseSlowPulls lets pulls of "slow" images (now and later) complete.
@@ -202,6 +205,7 @@ func (r *Runtime) DeleteGroup(ctx context.Context, id string) error {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
+		c.logs.close()
 	}
 	delete(r.groups, id)
 	return nil
@@ -262,6 +266,7 @@ func (r *Runtime) start(g *group, c *container) {
 	c.gen++
 	c.status.Current = runtime.ContainerState{State: runtime.StateRunning, StartTime: r.clock.Now()}
 	r.emit(g.spec.ID, c.spec.Name, runtime.EventStarted, "Started container", false, 0)
+	r.startProbes(g, c)
 
 	args := c.spec.Command
 	if len(args) == 0 {
@@ -348,6 +353,7 @@ func (r *Runtime) statusLocked(g *group) runtime.GroupStatus {
 	st := runtime.GroupStatus{ID: g.spec.ID, IP: g.ip}
 	for _, c := range g.containers {
 		cs := c.status
+		cs.Ready = cs.Current.State == runtime.StateRunning && (c.spec.Readiness == nil || c.ready)
 		if cs.Previous != nil {
 			p := *cs.Previous
 			cs.Previous = &p
@@ -392,25 +398,4 @@ func envOr(env []runtime.EnvVar, name, def string) string {
 		}
 	}
 	return def
-}
-
-// tailLines returns the last n lines of b (all of b if n <= 0).
-func tailLines(b []byte, n int) []byte {
-	out := append([]byte(nil), b...)
-	if n <= 0 {
-		return out
-	}
-	end := len(out)
-	if end > 0 && out[end-1] == '\n' {
-		end--
-	}
-	for i := end - 1; i >= 0; i-- {
-		if out[i] == '\n' {
-			n--
-			if n == 0 {
-				return out[i+1:]
-			}
-		}
-	}
-	return out
 }

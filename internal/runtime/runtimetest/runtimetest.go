@@ -57,6 +57,7 @@ func Suite(t *testing.T, env Env) {
 		{"MultipleContainers", testMultipleContainers},
 		{"RecoverIdempotent", testRecoverIdempotent},
 	}
+	tests = append(tests, execTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
