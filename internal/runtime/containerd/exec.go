@@ -130,12 +130,23 @@ func (r *Runtime) startProcess(ctx, wctx context.Context, task client.Task, base
 	if o.tty && o.cols > 0 && o.rows > 0 {
 		pspec.ConsoleSize = &specs.Box{Width: uint(o.cols), Height: uint(o.rows)}
 	}
-	ioOpts := []cio.Opt{cio.WithStreams(o.stdin, o.out, o.out), cio.WithFIFODir(filepath.Join(r.cfg.DataDir, "fifo"))}
+	// The shim keeps the stdin FIFO open itself; at the end of stdin it is
+	// told to close it (CloseIO), so that the process reads EOF.
+	var stdin io.Reader
+	var eof *stdinEOF
+	if o.stdin != nil {
+		eof = &stdinEOF{r: o.stdin, started: make(chan client.Process, 1)}
+		stdin = eof
+	}
+	ioOpts := []cio.Opt{cio.WithStreams(stdin, o.out, o.out), cio.WithFIFODir(filepath.Join(r.cfg.DataDir, "fifo"))}
 	if o.tty {
 		ioOpts = append(ioOpts, cio.WithTerminal)
 	}
 	p, err := task.Exec(ctx, newExecID(), &pspec, cio.NewCreator(ioOpts...))
 	if err != nil {
+		if eof != nil {
+			close(eof.started)
+		}
 		return nil, nil, fmt.Errorf("exec: %w", err)
 	}
 	exited, err := p.Wait(r.nsctx(wctx))
@@ -143,6 +154,9 @@ func (r *Runtime) startProcess(ctx, wctx context.Context, task client.Task, base
 		err = p.Start(ctx)
 	}
 	if err != nil {
+		if eof != nil {
+			close(eof.started)
+		}
 		dctx, cancel := context.WithTimeout(r.nsctx(context.Background()), 10*time.Second)
 		defer cancel()
 		if _, derr := p.Delete(dctx, client.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
@@ -152,6 +166,10 @@ func (r *Runtime) startProcess(ctx, wctx context.Context, task client.Task, base
 	}
 	if o.tty && o.cols > 0 && o.rows > 0 {
 		_ = p.Resize(ctx, uint32(o.cols), uint32(o.rows))
+	}
+	if eof != nil {
+		eof.ctx = r.nsctx(wctx)
+		eof.started <- p
 	}
 	return p, exited, nil
 }
@@ -181,6 +199,33 @@ func (r *Runtime) finishProcess(p client.Process, exited <-chan client.ExitStatu
 		return -1, fmt.Errorf("exec: wait: %w", err)
 	}
 	return int(code), nil
+}
+
+// stdinEOF passes stdin through; at its end it asks the shim to close the
+// process's stdin, once the process has started.
+type stdinEOF struct {
+	r       io.Reader
+	started chan client.Process
+	ctx     context.Context
+	once    sync.Once
+}
+
+func (e *stdinEOF) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() {
+			go func() {
+				proc, ok := <-e.started
+				if !ok {
+					return // it did not start
+				}
+				ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+				defer cancel()
+				_ = proc.CloseIO(ctx, client.WithStdinCloser)
+			}()
+		})
+	}
+	return n, err
 }
 
 func newExecID() string {
