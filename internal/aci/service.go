@@ -67,6 +67,8 @@ type Service struct {
 	// Names publishes dnsNameLabel fqdns; nil: not published.
 	Names Names
 
+	sessions sessionTable // exec and attach tickets (exec.go)
+
 	mu         sync.Mutex
 	flights    map[string]*flight // by group key
 	closed     bool
@@ -440,6 +442,7 @@ func (s *Service) runtimeSpec(g *Group) runtime.GroupSpec {
 	}
 	for _, c := range g.Containers {
 		rc := runtime.ContainerSpec{Name: c.Name, Image: c.Image, Command: c.Command}
+		rc.Liveness, rc.Readiness = runtimeProbe(c.LivenessProbe), runtimeProbe(c.ReadinessProbe)
 		for _, e := range c.Env {
 			rc.Env = append(rc.Env, runtime.EnvVar{Name: e.Name, Value: e.Value})
 		}
@@ -673,8 +676,8 @@ func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
 	return nil
 }
 
-// Logs returns a container's log, the last tail lines when tail > 0.
-func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tail int) (string, error) {
+// Logs returns a container's log (see LogOptions).
+func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, opts LogOptions) (string, error) {
 	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
 		return "", err
 	}
@@ -685,7 +688,7 @@ func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tai
 	if !slices.ContainsFunc(g.Containers, func(c Container) bool { return c.Name == container }) {
 		return "", apierr.New(apierr.NotFound, "ContainerNotFound", "The container '%s' could not be found in container group '%s'.", container, g.Name)
 	}
-	b, err := runtime.ReadLogs(ctx, s.Runtime, g.RuntimeID, container, runtime.LogOptions{Tail: tail})
+	b, err := runtime.ReadLogs(ctx, s.Runtime, g.RuntimeID, container, runtime.LogOptions{Tail: opts.Tail, Timestamps: opts.Timestamps})
 	if errors.Is(err, runtime.ErrNotFound) {
 		return "", nil // not started yet
 	}

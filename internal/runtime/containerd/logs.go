@@ -8,6 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
+
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 
@@ -48,7 +52,24 @@ func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.L
 			return errors.Is(err, os.ErrNotExist)
 		},
 	}
+	if !opts.Follow && logdriver.Writing(src.File) && !r.taskRunning(ctx, cid) {
+		// The task ended: its driver is writing the last lines and exits
+		// once the shim closes its streams (its task is deleted).
+		wctx, cancel := context.WithTimeout(ctx, logDrainTimeout)
+		_ = logdriver.WaitIdle(wctx, src.File)
+		cancel()
+	}
 	return logdriver.Open(ctx, src, logdriver.Options{Tail: opts.Tail, Timestamps: opts.Timestamps, Follow: opts.Follow}), nil
+}
+
+// logDrainTimeout bounds how long Logs waits for the driver of a finished
+// task.
+const logDrainTimeout = 5 * time.Second
+
+// taskRunning reports whether container cid has a running task.
+func (r *Runtime) taskRunning(ctx context.Context, cid string) bool {
+	resp, err := r.client.TaskService().Get(r.nsctx(ctx), &tasks.GetRequest{ContainerID: cid})
+	return err == nil && resp.GetProcess().GetStatus() == tasktypes.Status_RUNNING
 }
 
 // hasContainer reports whether the group has a container (or init

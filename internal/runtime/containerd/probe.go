@@ -35,6 +35,20 @@ import (
 // time of the run that is ready, or "no".
 const labelReady = "berth.ready"
 
+// labelLivenessKilled holds the start time of a run that the liveness
+// probe killed.
+const labelLivenessKilled = "berth.liveness-killed"
+
+// policyAfterProbes is the restart policy for the current run's exit: a
+// run the liveness probe killed counts as failed whatever its exit code (a
+// kubelet restarts it unless the policy is Never).
+func policyAfterProbes(labels map[string]string, policy runtime.RestartPolicy) runtime.RestartPolicy {
+	if policy == runtime.RestartOnFailure && labels[labelLivenessKilled] != "" && labels[labelLivenessKilled] == labels[labelStarted] {
+		return runtime.RestartAlways
+	}
+	return policy
+}
+
 // notReady is labelReady's value while a container with a readiness probe
 // is not ready.
 const notReady = "no"
@@ -190,6 +204,9 @@ func (r *Runtime) probeLoop(ctx context.Context, groupID, name string, kind prob
 					what = "will be killed"
 				}
 				r.emit(groupID, name, runtime.EventKilling, fmt.Sprintf("Container %s failed liveness probe, %s", name, what), false, 0)
+				if _, err := cont.SetLabels(ctx, map[string]string{labelLivenessKilled: run}); err != nil {
+					r.log.Warn("recording a liveness kill", "group", groupID, "container", name, "err", err)
+				}
 				r.killTask(ctx, groupID, name, cont)
 				run, fails = "", 0 // the next run starts afresh
 			}

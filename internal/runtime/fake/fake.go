@@ -49,7 +49,7 @@ type Runtime struct {
 	clock     clock.Clock
 	backOff   time.Duration
 	probeUnit time.Duration
-	bus     *eventbus.Bus
+	bus       *eventbus.Bus
 
 	gate     chan struct{}
 	gateOnce sync.Once
@@ -74,7 +74,7 @@ type container struct {
 	logs    logBuffer
 	ready   bool // the readiness probe's verdict
 	sick    bool // httpGet probes fail (SetHealthy)
-	gen     int // bumped on every start and on delete; stale timers compare it
+	gen     int  // bumped on every start and on delete; stale timers compare it
 	backOff time.Duration
 	timer   *time.Timer
 }

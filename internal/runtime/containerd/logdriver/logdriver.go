@@ -25,8 +25,8 @@
 package logdriver
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +67,12 @@ func Main(args []string) int {
 		return 2
 	}
 	stdout, stderr, ready := os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")
+	lock, err := holdLock(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "log-driver:", err)
+	} else {
+		defer lock.Close()
+	}
 	w, err := NewWriter(args[0], MaxFileSize)
 	if ready != nil {
 		ready.Close() // the task may start; if the file failed, its output is dropped
@@ -151,25 +157,28 @@ func (w *Writer) open() error {
 	return nil
 }
 
-// Copy reads stream's output from r until EOF, writing a record per line
-// (or per maxRecord bytes of a longer line). An unterminated last line is
-// written as a partial record.
+// Copy reads stream's output from r until EOF, writing a record per line.
+// What a read leaves after its last newline (a prompt, or a line longer than
+// maxRecord) is written at once as a partial record, so that output shows
+// as soon as it is written.
 func (w *Writer) Copy(stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, maxRecord)
+	buf := make([]byte, maxRecord)
 	for {
-		line, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			w.write(stream, line[:len(line)-1], false)
-		case errors.Is(err, bufio.ErrBufferFull):
-			w.write(stream, line, true)
-		case len(line) > 0:
-			w.write(stream, line, true)
-			fallthrough
-		default:
-			if errors.Is(err, io.EOF) {
-				return nil
+		n, err := r.Read(buf)
+		b := buf[:n]
+		for len(b) > 0 {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				w.write(stream, b, true)
+				break
 			}
+			w.write(stream, b[:i], false)
+			b = b[i+1:]
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -252,4 +261,50 @@ func parseRecord(line []byte) record {
 		return record{content: line}
 	}
 	return record{time: ts, partial: tag[0] == 'P', content: content}
+}
+
+// A running driver holds a shared lock on <file>.lock from before the task
+// starts until it exits, so that a reader can tell when every line of a
+// finished task is in the file (see WaitIdle).
+func lockPath(file string) string { return file + ".lock" }
+
+func holdLock(file string) (*os.File, error) {
+	f, err := os.OpenFile(lockPath(file), os.O_CREATE|os.O_RDONLY, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Writing reports whether a driver runs for file.
+func Writing(file string) bool {
+	f, err := os.Open(lockPath(file))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
+// WaitIdle waits until no driver runs for file (the drivers of finished
+// tasks exit once the shim closes their streams), or ctx ends.
+func WaitIdle(ctx context.Context, file string) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for Writing(file) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }

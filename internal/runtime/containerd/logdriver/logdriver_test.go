@@ -252,12 +252,18 @@ func TestDriverProcess(t *testing.T) {
 	if _, err := readyR.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("ready: %v", err)
 	}
+	if !Writing(path) {
+		t.Error("Writing = false while the driver runs")
+	}
 	fmt.Fprintln(outW, "to stdout")
 	fmt.Fprintln(errW, "to stderr")
 	outW.Close()
 	errW.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("driver: %v", err)
+	}
+	if Writing(path) {
+		t.Error("Writing = true after the driver exited")
 	}
 	raw, _ := os.ReadFile(path)
 	if !strings.Contains(string(raw), " stdout F to stdout\n") || !strings.Contains(string(raw), " stderr F to stderr\n") {
