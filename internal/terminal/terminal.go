@@ -240,6 +240,9 @@ func incompleteTail(b []byte) int {
 		if c < 0x80 {
 			return 0 // ASCII: nothing pending
 		}
+		if c >= 0xF8 {
+			return 0 // never valid
+		}
 		if c >= 0xC0 { // a leading byte: is its character complete?
 			need := 2
 			switch {
