@@ -207,4 +207,3 @@ func (a *API) operation(w http.ResponseWriter, r *arm.Request) error {
 	}
 	return arm.WriteJSON(w, http.StatusOK, st)
 }
-
