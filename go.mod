@@ -27,6 +27,8 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
+require github.com/coder/websocket v1.8.15
+
 require (
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/moby/sys/capability v0.4.0 // indirect

@@ -579,7 +579,7 @@ func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
 
 // Logs returns a container's (or init container's) log, the last tail
 // lines when tail > 0, each line prefixed with its time when timestamps.
-func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tail int, timestamps bool) (string, error) {
+func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, opts LogOptions) (string, error) {
 	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
 		return "", err
 	}
@@ -593,7 +593,7 @@ func (s *Service) Logs(ctx context.Context, sub, rg, name, container string, tai
 	if g.Stopped {
 		return "", nil
 	}
-	b, err := runtime.ReadLogs(ctx, s.Runtime, g.RuntimeID, container, runtime.LogOptions{Tail: tail, Timestamps: timestamps})
+	b, err := runtime.ReadLogs(ctx, s.Runtime, g.RuntimeID, container, runtime.LogOptions{Tail: opts.Tail, Timestamps: opts.Timestamps})
 	if errors.Is(err, runtime.ErrNotFound) {
 		return "", nil // not started yet
 	}

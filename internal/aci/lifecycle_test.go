@@ -90,7 +90,7 @@ func TestStopStart(t *testing.T) {
 	if err := e.svc.StopGroup(ctx, "sub", "rg", "web"); err != nil {
 		t.Fatalf("second stop: %v", err)
 	}
-	logs, err := e.svc.Logs(ctx, "sub", "rg", "web", "c", 0, false)
+	logs, err := e.svc.Logs(ctx, "sub", "rg", "web", "c", LogOptions{})
 	if err != nil || logs != "" {
 		t.Fatalf("logs of a stopped group: %q %v", logs, err)
 	}

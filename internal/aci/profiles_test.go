@@ -155,7 +155,7 @@ func TestGroupFromProfile(t *testing.T) {
 	e.waitState(t, "latest", "Succeeded")
 	// The profile's secure value and the group's configMap reach the
 	// container's environment.
-	if logs, err := e.svc.Logs(ctx, "sub", "rg", "latest", "app", 0, false); err != nil ||
+	if logs, err := e.svc.Logs(ctx, "sub", "rg", "latest", "app", LogOptions{}); err != nil ||
 		logs != "K=V\nMODE=profile\nPATH=/bin\nTOKEN=s3cret\n" {
 		t.Fatalf("logs: %q %v", logs, err)
 	}

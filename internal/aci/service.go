@@ -100,6 +100,8 @@ type Service struct {
 	// 100 ms.
 	RetryDelay time.Duration
 
+	sessions sessionTable // exec and attach tickets (exec.go)
+
 	mu         sync.Mutex
 	flights    map[string]*flight // by group key
 	closed     bool

@@ -144,11 +144,11 @@ func TestNeverPolicyExitsAndLogs(t *testing.T) {
 	if cs.State != "Terminated" || cs.ExitCode == nil || *cs.ExitCode != 0 {
 		t.Fatalf("state %+v", cs)
 	}
-	logs, err := e.svc.Logs(ctx, "sub", "rg", "job", "c", 1, false)
+	logs, err := e.svc.Logs(ctx, "sub", "rg", "job", "c", LogOptions{Tail: 1})
 	if err != nil || !strings.Contains(logs, "FOO BAR") {
 		t.Fatalf("logs %q %v", logs, err)
 	}
-	if _, err := e.svc.Logs(ctx, "sub", "rg", "job", "nope", 0, false); apierr.As(err).Code != "ContainerNotFound" {
+	if _, err := e.svc.Logs(ctx, "sub", "rg", "job", "nope", LogOptions{}); apierr.As(err).Code != "ContainerNotFound" {
 		t.Fatalf("logs of unknown container: %v", err)
 	}
 	g2 := group("fail", "Never", "exit", "3")

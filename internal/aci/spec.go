@@ -76,8 +76,7 @@ func containerSpec(c Container) runtime.ContainerSpec {
 			SeccompProfile: sc.SeccompProfile,
 		}
 	}
-	rc.Liveness = probeSpec(c.LivenessProbe)
-	rc.Readiness = probeSpec(c.ReadinessProbe)
+	rc.Liveness, rc.Readiness = runtimeProbe(c.LivenessProbe), runtimeProbe(c.ReadinessProbe)
 	// configMap key-value pairs are exposed as environment variables, after
 	// the declared ones (sorted for a stable order).
 	if len(c.ConfigMap) > 0 {
@@ -91,36 +90,6 @@ func containerSpec(c Container) runtime.ContainerSpec {
 		}
 	}
 	return rc
-}
-
-func probeSpec(p *Probe) *runtime.Probe {
-	if p == nil {
-		return nil
-	}
-	deref := func(v *int) int {
-		if v == nil {
-			return 0
-		}
-		return *v
-	}
-	out := &runtime.Probe{
-		Exec:                p.Exec,
-		InitialDelaySeconds: deref(p.InitialDelaySeconds),
-		PeriodSeconds:       deref(p.PeriodSeconds),
-		FailureThreshold:    deref(p.FailureThreshold),
-		SuccessThreshold:    deref(p.SuccessThreshold),
-		TimeoutSeconds:      deref(p.TimeoutSeconds),
-	}
-	if h := p.HTTPGet; h != nil {
-		out.HTTPGet = &runtime.HTTPGetProbe{Path: h.Path, Port: h.Port, Scheme: strings.ToLower(h.Scheme)}
-		for _, hd := range h.Headers {
-			if out.HTTPGet.Headers == nil {
-				out.HTTPGet.Headers = map[string]string{}
-			}
-			out.HTTPGet.Headers[hd.Name] = hd.Value
-		}
-	}
-	return out
 }
 
 func volumeSpec(v Volume) runtime.VolumeSpec {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/runtime/containerd/logdriver"
 	"github.com/berth-dev/berth/internal/server"
 )
 
@@ -43,6 +44,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "env":
 		err = env(args[1:], stdout, stderr)
+	case logdriver.Command: // hidden: run by containerd's shim for every container
+		return logdriver.Main(args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "berth", Version)
 	case "help", "-h", "--help":

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/containerd"
 	"github.com/berth-dev/berth/internal/store/bolt"
+	"github.com/berth-dev/berth/internal/terminal"
 )
 
 // DefaultSubscriptionID is the subscription every berth starts with.
@@ -230,6 +232,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	front.identity = ids
 	front.arm = armSrv
+	front.terminal = &terminal.Handler{Sessions: svc, Log: log.With("part", "terminal")}
 	ready.Store(true)
 	log.Info("berth is ready", "arm", "https://"+dir.Config.Addr, "registry", dir.Config.Registries[datadir.DefaultRegistryName], "data", dir.Path)
 	if o.Ready != nil {
@@ -306,6 +309,7 @@ type frontDoor struct {
 	ready    *atomic.Bool
 	identity *identity.Service
 	arm      *arm.Server
+	terminal http.Handler // exec/attach websockets: given the raw connection
 }
 
 func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -325,6 +329,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, `{"error":{"code":"ServiceUnavailable","message":"berth is starting or stopping; please retry."}}`)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, terminal.PathPrefix) {
+		f.terminal.ServeHTTP(w, r)
 		return
 	}
 	if identity.Match(r.URL.Path) {

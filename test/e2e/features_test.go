@@ -56,7 +56,7 @@ func TestGroupFeatures(t *testing.T) {
 				shareVol(),
 			},
 			Diagnostics: &aci.ContainerGroupDiagnostics{LogAnalytics: &aci.LogAnalytics{WorkspaceID: to.Ptr("workspace-1"), WorkspaceKey: to.Ptr(workspaceKey)}},
-			DNSConfig: &aci.DNSConfiguration{NameServers: to.SliceOfPtrs("10.0.0.10"), SearchDomains: to.Ptr("corp.example"), Options: to.Ptr("ndots:2")},
+			DNSConfig:   &aci.DNSConfiguration{NameServers: to.SliceOfPtrs("10.0.0.10"), SearchDomains: to.Ptr("corp.example"), Options: to.Ptr("ndots:2")},
 			InitContainers: []*aci.InitContainerDefinition{{
 				Name: to.Ptr("prepare"),
 				Properties: &aci.InitContainerPropertiesDefinition{Image: to.Ptr(image),

@@ -190,14 +190,14 @@ func (a *API) logs(w http.ResponseWriter, r *arm.Request) error {
 		tail = n
 	}
 	timestamps := false
-	if t := q.Get("timestamps"); t != "" {
-		b, err := strconv.ParseBool(t)
+	if v := r.URL.Query().Get("timestamps"); v != "" {
+		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return apierr.New(apierr.Invalid, "InvalidQueryParameterValue", "The 'timestamps' value '%s' is invalid. It must be 'true' or 'false'.", t)
+			return apierr.New(apierr.Invalid, "InvalidTimestampsValue", "The 'timestamps' value '%s' is invalid. It must be 'true' or 'false'.", v)
 		}
 		timestamps = b
 	}
-	content, err := a.Service.Logs(r.Context(), sub, rg, name, r.Param("containerName"), tail, timestamps)
+	content, err := a.Service.Logs(r.Context(), sub, rg, name, r.Param("containerName"), aci.LogOptions{Tail: tail, Timestamps: timestamps})
 	if err != nil {
 		return err
 	}

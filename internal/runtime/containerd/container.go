@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
@@ -119,7 +117,7 @@ func (r *Runtime) startTask(ctx context.Context, groupID, name string, cont clie
 	}); err != nil {
 		return fmt.Errorf("record start: %w", err)
 	}
-	task, err := cont.NewTask(ctx, cio.LogFile(logPath))
+	task, err := cont.NewTask(ctx, r.taskLog(groupID, cont.ID()))
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
@@ -194,52 +192,6 @@ func (r *Runtime) stopTaskStatus(ctx context.Context, groupID, name string, task
 		return nil, fmt.Errorf("delete task: %w", err)
 	}
 	return es, nil
-}
-
-// readTail returns the file at path, or only its last n lines if n > 0,
-// reading from the end.
-func readTail(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if n <= 0 {
-		return io.ReadAll(f)
-	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
-	}
-	const chunk = 64 << 10
-	var buf []byte
-	for off := size; off > 0; {
-		step := min(int64(chunk), off)
-		off -= step
-		part := make([]byte, step)
-		if _, err := f.ReadAt(part, off); err != nil {
-			return nil, err
-		}
-		buf = append(part, buf...)
-		if countLines(buf) > n { // the last n lines are complete
-			break
-		}
-	}
-	return tailLines(buf, n), nil
-}
-
-// countLines counts newline-terminated lines, plus an unterminated last one.
-func countLines(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		n++
-	}
-	return n
 }
 
 // tailLines returns the last n lines of b (all of b if n <= 0).

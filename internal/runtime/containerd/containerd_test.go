@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/runtime/containerd/logdriver"
 	"github.com/berth-dev/berth/internal/runtime/runtimetest"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
@@ -49,6 +50,11 @@ var testReg struct {
 }
 
 func TestMain(m *testing.M) {
+	// The test binary is the runtime's log driver (Config.LogDriver
+	// defaults to this program), as berth's binary is in the product.
+	if len(os.Args) > 1 && os.Args[1] == logdriver.Command {
+		os.Exit(logdriver.Main(os.Args[2:]))
+	}
 	code := m.Run()
 	if testReg.srv != nil {
 		testReg.srv.Close()

@@ -9,8 +9,11 @@
 // address. Images are pulled client-side with containerd's docker resolver
 // (Docker token flow, the group's credentials matched by registry host) and
 // unpacked into the overlayfs snapshotter (native where overlayfs is
-// unusable). The shim writes each container's stdout and stderr to a log
-// file, so logs survive berth restarts.
+// unusable). Each container's stdout and stderr go to berth's own log
+// driver (package logdriver), which the shim runs: lines stamped with their
+// time, rotated, written while berth is down. Exec runs processes in a
+// container with its process settings; probes (probe.go) run like a
+// kubelet's.
 //
 // Restart policies are applied here, like a kubelet: a goroutine per
 // container waits for its task to exit, records the exit, and restarts it as
@@ -91,4 +94,9 @@
 //	    volumes/<volume>/       an emptyDir or gitRepo volume
 //	    secrets/<volume>/       mount point of a secret volume's tmpfs
 //	shares/<account>/<share>/   a persistent share (names escaped, lower case)
+//	    logs/<cid>.cri          a container's log (log driver; all runs appended)
+//	    logs/<cid>.cri.1        its previous file, after a rotation
+//	    logs/<cid>.cri.lock     held (shared) by the running log drivers
+//	    logs/<cid>.log          plain log of earlier berths (cio.LogFile), read first
+//	fifo/                       exec processes' stdio FIFOs, while they run
 package containerd

@@ -1,12 +1,10 @@
 package containerd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -278,6 +276,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	}
 	for _, c := range spec.Containers {
 		r.startWatcher(g, spec.ID, c.Name, spec.RestartPolicy)
+		r.startProbes(g, spec.ID, c, spec.RestartPolicy)
 	}
 	return r.status(ctx, rec)
 }
@@ -387,6 +386,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 			continue
 		}
 		r.startWatcher(g, spec.ID, c.Name, spec.RestartPolicy)
+		r.startProbes(g, spec.ID, c, spec.RestartPolicy)
 	}
 	st, err := r.status(ctx, rec)
 	return st, errors.Join(append(errs, err)...)
@@ -564,34 +564,8 @@ func (r *Runtime) containerStatus(ctx context.Context, groupID, name string) (ru
 			cs.Current = *bk.exited // handled: it knows about OOM kills
 		}
 	}
+	cs.Ready = readyOf(info.Labels, cs.Current)
 	return cs, nil
-}
-
-// Logs returns the container's log file, or its last tail lines.
-func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.LogOptions) (io.ReadCloser, error) {
-	rec, err := r.readRecord(id)
-	if err != nil {
-		return nil, err
-	}
-	if !rec.hasContainer(container) {
-		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
-	}
-	if opts.Follow || opts.Timestamps {
-		return nil, fmt.Errorf("logs: follow and timestamps: %w", runtime.ErrUnsupported)
-	}
-	b, err := readTail(r.logPath(id, containerID(id, container)), opts.Tail)
-	if errors.Is(err, os.ErrNotExist) {
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-// Exec starts a process in a running container (see runtime.Runtime).
-func (r *Runtime) Exec(ctx context.Context, id, container string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
-	return nil, fmt.Errorf("exec: %w", runtime.ErrUnsupported)
 }
 
 // groupFilter selects a group's containers in containerd.

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/berth-dev/berth/internal/fileutil"
 )
 
 func TestRegistryClientTrust(t *testing.T) {
@@ -40,35 +38,6 @@ func TestRegistryClientTrust(t *testing.T) {
 				t.Errorf("GET %s: err = %v, want ok = %v", tc.url, err, tc.ok)
 			}
 		})
-	}
-}
-
-func TestReadTail(t *testing.T) {
-	path := t.TempDir() + "/log"
-	var content strings.Builder
-	for i := 0; i < 20000; i++ { // several 64 KiB chunks
-		content.WriteString(strings.Repeat("x", i%13) + "\n")
-	}
-	content.WriteString("last line, unterminated")
-	if err := fileutil.WriteAtomic(path, []byte(content.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	all := content.String()
-	for _, n := range []int{0, 1, 2, 5000, 20001, 30000} {
-		got, err := readTail(path, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := string(tailLines([]byte(all), n))
-		if string(got) != want {
-			t.Errorf("tail %d: got %d bytes, want %d", n, len(got), len(want))
-		}
-	}
-	if got, _ := readTail(path, 1); string(got) != "last line, unterminated" {
-		t.Errorf("tail 1 = %q", got)
-	}
-	if got, _ := readTail(path, 2); string(got) != strings.Repeat("x", 19999%13)+"\nlast line, unterminated" {
-		t.Errorf("tail 2 = %q", got)
 	}
 }
 

@@ -83,6 +83,10 @@ type Config struct {
 	// DefaultDNS is the resolver configuration of groups without their own
 	// (GroupSpec.DNS), by the network they join; nil: HostDNS.
 	DefaultDNS func(network string) runtime.DNSSpec
+	// LogDriver is the program containerd's shim runs, as `LogDriver
+	// log-driver FILE`, to write a container's log (package logdriver);
+	// default this program (os.Executable), whose CLI has that command.
+	LogDriver string
 }
 
 // backOffReset is how long a run must last for the back-off to start over.
@@ -128,6 +132,13 @@ func (c *Config) setDefaults() error {
 	def(&c.GPU, GPUEmulate)
 	if c.GPU != GPUEmulate && c.GPU != GPURefuse {
 		return fmt.Errorf("containerd runtime: GPU mode %q: want %q or %q", c.GPU, GPUEmulate, GPURefuse)
+	}
+	if c.LogDriver == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("containerd runtime: log driver: %w", err)
+		}
+		c.LogDriver = exe
 	}
 	return nil
 }

@@ -82,6 +82,7 @@ func (r *Runtime) superviseStep(ctx context.Context, groupID, name, cid string, 
 		return false, err
 	}
 	bk := parseBookkeeping(info.Labels)
+	policy = policyAfterProbes(info.Labels, policy)
 
 	task, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
@@ -130,10 +131,15 @@ func (r *Runtime) handleExit(ctx context.Context, groupID, name string, cont cli
 		}
 		r.emit(groupID, name, runtime.EventExited, fmt.Sprintf("Container exited with code %d", code), false, code)
 	}
+	mctx := context.WithoutCancel(ctx) // finish the transition even if berth is stopping
 	if !shouldRestart(policy, code) {
+		// Done: the exit is in the labels; deleting the task lets its log
+		// driver finish (the shim closes the driver's streams).
+		if _, err := task.Delete(mctx); err != nil && !errdefs.IsNotFound(err) {
+			return false, err
+		}
 		return true, nil
 	}
-	mctx := context.WithoutCancel(ctx) // finish the transition even if berth is stopping
 	if _, err := task.Delete(mctx); err != nil && !errdefs.IsNotFound(err) {
 		return false, err
 	}

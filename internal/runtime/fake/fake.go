@@ -19,13 +19,15 @@
 // host has Options.GPUs; a container asking for more runs without them and
 // gets a Warning event, or is refused (Options.GPU "refuse").
 //
+// Exec simulates a few commands (see Exec); probes run on a compressed clock
+// (see SetHealthy). Logs stream with times, tail and follow.
+//
 // Pulling an image whose reference contains "notfound" fails with
 // runtime.ErrImagePull; one whose reference contains "slow" blocks until
 // ReleaseSlowPulls is called or the context ends. Groups get addresses 10.99.x.y.
 package fake
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,14 +58,18 @@ type Options struct {
 	// files of each (path relative to the repository root → contents).
 	// Cloning any other fails with runtime.ErrVolume.
 	GitRepos map[string]map[string][]byte
+	// ProbeUnit is the real time one second of a probe's timings takes;
+	// default 10 ms.
+	ProbeUnit time.Duration
 }
 
 // Runtime is the fake. Create it with New.
 type Runtime struct {
-	clock   clock.Clock
-	backOff time.Duration
-	bus     *eventbus.Bus
-	opts    Options
+	clock     clock.Clock
+	backOff   time.Duration
+	probeUnit time.Duration
+	bus       *eventbus.Bus
+	opts      Options
 
 	gate     chan struct{}
 	gateOnce sync.Once
@@ -88,8 +94,10 @@ type group struct {
 type container struct {
 	spec    runtime.ContainerSpec
 	status  runtime.ContainerStatus
-	logs    bytes.Buffer
-	gen     int // bumped on every start and on delete; stale timers compare it
+	logs    logBuffer
+	ready   bool // the readiness probe's verdict
+	sick    bool // httpGet probes fail (SetHealthy)
+	gen     int  // bumped on every start and on delete; stale timers compare it
 	backOff time.Duration
 	timer   *time.Timer
 	rootfs  *volume   // the container's own files (outside its mounts)
@@ -108,7 +116,10 @@ func New(opts Options) *Runtime {
 	if opts.GPU == "" {
 		opts.GPU = "emulate"
 	}
-	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, bus: eventbus.New(0), opts: opts,
+	if opts.ProbeUnit <= 0 {
+		opts.ProbeUnit = 10 * time.Millisecond
+	}
+	return &Runtime{clock: opts.Clock, backOff: opts.BackOff, probeUnit: opts.ProbeUnit, bus: eventbus.New(0), opts: opts,
 		groups: map[string]*group{}, shares: map[string]*volume{}, gate: make(chan struct{})}
 }
 
@@ -181,7 +192,7 @@ func (r *Runtime) startContainers(g *group, old []*container) {
 		c := &container{spec: cs, status: runtime.ContainerStatus{Name: cs.Name}, backOff: r.backOff, rootfs: newVolume("")}
 		if o := find(old, cs.Name); o != nil {
 			c.status.RestartCount, c.status.Previous = o.status.RestartCount, o.status.Previous
-			c.logs.Write(o.logs.Bytes())
+			c.logs.inherit(&o.logs)
 		}
 		g.containers = append(g.containers, c)
 	}
@@ -198,6 +209,7 @@ func (r *Runtime) forget(g *group) {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
+		c.logs.close()
 	}
 	delete(r.groups, g.spec.ID)
 }
@@ -232,15 +244,7 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, opts runtime.LogOpt
 	if err != nil {
 		return nil, err
 	}
-	if opts.Follow || opts.Timestamps {
-		return nil, fmt.Errorf("fake logs: follow and timestamps: %w", runtime.ErrUnsupported)
-	}
-	return io.NopCloser(bytes.NewReader(bytes.Clone(tailLines(c.logs.Bytes(), opts.Tail)))), nil
-}
-
-// Exec is not simulated yet.
-func (r *Runtime) Exec(ctx context.Context, id, name string, opts runtime.ExecOptions) (runtime.ExecSession, error) {
-	return nil, fmt.Errorf("fake exec: %w", runtime.ErrUnsupported)
+	return c.logs.reader(ctx, opts), nil
 }
 
 // ReleaseSlowPulls lets pulls of "slow" images (now and later) complete.
@@ -331,6 +335,7 @@ func (r *Runtime) start(g *group, c *container) {
 	c.oom = false
 	c.status.Current = runtime.ContainerState{State: runtime.StateRunning, StartTime: r.clock.Now()}
 	r.emit(g.spec.ID, c.spec.Name, runtime.EventStarted, "Started container", false, 0)
+	r.startProbes(g, c)
 	c.waitTil = time.Now().Add(readWait(c.spec.Command))
 	r.proceed(g, c)
 }
@@ -395,11 +400,11 @@ func (r *Runtime) statusLocked(g *group) runtime.GroupStatus {
 	st := runtime.GroupStatus{ID: g.spec.ID, IP: g.ip}
 	copyStatus := func(c *container) runtime.ContainerStatus {
 		cs := c.status
+		cs.Ready = cs.Current.State == runtime.StateRunning && (c.spec.Readiness == nil || c.ready)
 		if cs.Previous != nil {
 			p := *cs.Previous
 			cs.Previous = &p
 		}
-		cs.Ready = cs.Current.State == runtime.StateRunning
 		return cs
 	}
 	for _, c := range g.inits {
@@ -463,25 +468,4 @@ func envOr(env []runtime.EnvVar, name, def string) string {
 		}
 	}
 	return def
-}
-
-// tailLines returns the last n lines of b (all of b if n <= 0).
-func tailLines(b []byte, n int) []byte {
-	out := append([]byte(nil), b...)
-	if n <= 0 {
-		return out
-	}
-	end := len(out)
-	if end > 0 && out[end-1] == '\n' {
-		end--
-	}
-	for i := end - 1; i >= 0; i-- {
-		if out[i] == '\n' {
-			n--
-			if n == 0 {
-				return out[i+1:]
-			}
-		}
-	}
-	return out
 }

@@ -17,7 +17,7 @@ func (r *Runtime) runInits(ctx context.Context, g *group, old []*container) erro
 	for _, cs := range g.spec.InitContainers {
 		c := &container{spec: cs, status: runtime.ContainerStatus{Name: cs.Name}, rootfs: newVolume("")}
 		if o := find(old, cs.Name); o != nil {
-			c.logs.Write(o.logs.Bytes())
+			c.logs.inherit(&o.logs)
 		}
 		c.status.Current.State = runtime.StateWaiting
 		g.inits = append(g.inits, c)

@@ -61,6 +61,7 @@ func Suite(t *testing.T, env Env) {
 		{"RecoverIdempotent", testRecoverIdempotent},
 	}
 	tests = append(tests, coreTests...)
+	tests = append(tests, execTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

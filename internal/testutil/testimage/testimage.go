@@ -7,7 +7,7 @@
 //	                are documented there: serve (default), echo, exit, sleep,
 //	                print-env, fetch, status, read, write, mkdir, stat, id, alloc
 //	/bin/busybox    Debian's static busybox, when the host has /bin/busybox
-//	/bin/{sh,echo,cat,sleep,wget} -> busybox
+//	/bin/{sh,echo,cat,sleep,wget,true,false,stty} -> busybox
 //	/tmp            mode 1777
 //
 // and its config has Entrypoint ["/app"], Cmd ["serve"], PATH=/bin. The image
@@ -40,7 +40,7 @@ import (
 )
 
 // busyboxLinks are the commands linked to /bin/busybox in the image.
-var busyboxLinks = []string{"sh", "echo", "cat", "sleep", "wget"}
+var busyboxLinks = []string{"sh", "echo", "cat", "sleep", "wget", "true", "false", "stty"}
 
 var built struct {
 	once sync.Once

@@ -4,11 +4,17 @@
 //
 //	serve             HTTP server on $PORT (default 8080): GET / answers a JSON
 //	                  object of the environment; GET /exit?code=N answers, then
-//	                  exits with code N. This is the image's default command.
+//	                  exits with code N; GET /healthz answers 200 while healthy
+//	                  and 500 while not (healthy at start unless $HEALTHY is
+//	                  "false"; GET /health?ok=true|false switches), and 400
+//	                  without the header $HEALTH_HEADER ("Name: value") when
+//	                  that is set. This is the image's default command.
 //	echo ARGS...      prints ARGS separated by spaces, exits 0.
 //	exit N            exits with code N.
 //	sleep SECONDS     sleeps, then exits 0.
 //	print-env         prints the environment as sorted NAME=VALUE lines, exits 0.
+//	lines N SIZE      prints N lines of SIZE bytes ("<i> xxx…", newline
+//	                  included), exits 0.
 //	fetch URL         GETs URL until it answers 2xx (up to 60 s), prints the
 //	                  body, exits 0; exits 1 if it never does.
 //	probe URL SECS    GETs URL once, waiting at most SECS seconds (resolving
@@ -36,6 +42,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -46,6 +53,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -94,6 +102,8 @@ func run(mode string, args []string) int {
 			fmt.Println(kv)
 		}
 		return 0
+	case "lines":
+		return lines(args)
 	case "fetch":
 		return fetch(first(args))
 	case "probe":
@@ -220,6 +230,26 @@ func serve() int {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(environ())
 	})
+	var healthy atomic.Bool
+	healthy.Store(os.Getenv("HEALTHY") != "false")
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if h := os.Getenv("HEALTH_HEADER"); h != "" {
+			name, value, _ := strings.Cut(h, ":")
+			if r.Header.Get(strings.TrimSpace(name)) != strings.TrimSpace(value) {
+				http.Error(w, "missing header "+name, http.StatusBadRequest)
+				return
+			}
+		}
+		if !healthy.Load() {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		healthy.Store(r.URL.Query().Get("ok") == "true")
+		fmt.Fprintf(w, "healthy: %v\n", healthy.Load())
+	})
 	mux.HandleFunc("GET /exit", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.URL.Query().Get("code"))
 		if err != nil {
@@ -238,6 +268,31 @@ func serve() int {
 	fmt.Printf("listening on :%s\n", port)
 	if err := http.ListenAndServe(":"+port, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func lines(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "lines: want N SIZE")
+		return 2
+	}
+	n, err1 := strconv.Atoi(args[0])
+	size, err2 := strconv.Atoi(args[1])
+	if err1 != nil || err2 != nil || size < 1 {
+		fmt.Fprintln(os.Stderr, "lines: want N SIZE")
+		return 2
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; i < n; i++ {
+		line := strconv.Itoa(i) + " "
+		if pad := size - 1 - len(line); pad > 0 {
+			line += strings.Repeat("x", pad)
+		}
+		w.WriteString(line + "\n")
+	}
+	if err := w.Flush(); err != nil {
 		return 1
 	}
 	return 0
