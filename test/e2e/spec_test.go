@@ -158,6 +158,14 @@ func loadSpec(t *testing.T, ver string) *publishedSpec {
 			return secret[name+"."+prop]
 		})
 	}
+	// The validator must be able to say no: a group whose containers are
+	// not an array, a list without value items of the right shape.
+	get := sp.op(t, "ContainerGroups_Get")
+	for _, bad := range []string{`{"properties":{"containers":"web","osType":"Linux"}}`, `{"properties":{"containers":[],"osType":7}}`} {
+		if sp.validate(get, 200, []byte(bad)) == "" {
+			t.Fatalf("%s: schema validation accepts %s", ver, bad)
+		}
+	}
 	return sp
 }
 
