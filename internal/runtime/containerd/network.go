@@ -23,12 +23,11 @@ type network struct {
 	prefix netip.Prefix
 }
 
-func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
-	p, err := netip.ParsePrefix(subnet)
-	if err != nil {
-		return nil, fmt.Errorf("subnet %q: %w", subnet, err)
-	}
-	return newNetworkRange(pluginDir, dataDir, bridge, p.Masked(), netip.Addr{})
+// newNetworkShard is the network of one shard of the default network
+// (shards.go): addresses from slice, and a route to the whole default
+// subnet through the gateway so that groups reach the other shards.
+func newNetworkShard(pluginDir, dataDir, bridge string, slice, subnet netip.Prefix) (*network, error) {
+	return newNetworkRange(pluginDir, dataDir, bridge, slice, netip.Addr{}, subnet)
 }
 
 // gatewayOf is the bridge's (the host's) address in prefix: the first
@@ -38,8 +37,9 @@ func gatewayOf(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 // newNetworkRange is newNetwork with the prefix parsed; rangeStart, when
 // valid, is the first address handed to groups (Azure keeps the first four
 // addresses of a subnet for itself, so virtual-network subnets start at
-// .4).
-func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, rangeStart netip.Addr) (*network, error) {
+// .4). route, when valid and wider than subnet, is routed through the
+// gateway.
+func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, rangeStart netip.Addr, route netip.Prefix) (*network, error) {
 	if len(bridge) == 0 || len(bridge) > 15 {
 		return nil, fmt.Errorf("bridge name %q: want 1 to 15 characters", bridge)
 	}
@@ -52,6 +52,14 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 	rng := m{"subnet": subnet.String(), "gateway": gatewayOf(subnet).String()}
 	if rangeStart.IsValid() {
 		rng["rangeStart"] = rangeStart.String()
+	}
+	ipam := m{
+		"type":    "host-local",
+		"ranges":  [][]m{{rng}},
+		"dataDir": filepath.Join(dataDir, "networks"),
+	}
+	if route.IsValid() && route.Bits() < subnet.Bits() {
+		ipam["routes"] = []m{{"dst": route.String()}}
 	}
 	conf := m{
 		"cniVersion": "1.0.0",
@@ -67,11 +75,7 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 				"isDefaultGateway": rangeStart.IsValid(),
 				"ipMasq":           false,
 				"hairpinMode":      true,
-				"ipam": m{
-					"type":    "host-local",
-					"ranges":  [][]m{{rng}},
-					"dataDir": filepath.Join(dataDir, "networks"),
-				},
+				"ipam":             ipam,
 			},
 			// After bridge: loopback passes the bridge's result through.
 			{"type": "loopback"},
