@@ -200,7 +200,7 @@ func run(n, clients, floor int, subnet, bridge string) error {
 	time.Sleep(2 * time.Second)
 	memBefore := memAvailable()
 	rssBefore := status(pid, "VmRSS")
-	fmt.Printf("density: %d idle groups (busybox sleep, 0.1 CPU / 0.1 GB each), %d clients, %d CPUs, %.1f GiB RAM\n",
+	fmt.Printf("density: %d idle groups (the test app sleeping, 0.1 CPU / 0.1 GB each), %d clients, %d CPUs, %.1f GiB RAM\n",
 		n, clients, numCPU(), float64(memTotal())/(1<<30))
 	fmt.Printf("  before: berth RSS %s, MemAvailable %.1f GiB\n", mib(rssBefore), float64(memBefore)/(1<<30))
 
@@ -278,7 +278,7 @@ func ctrFloor(sock, ref string, floor, clients int) error {
 	if out, err := exp.CombinedOutput(); err != nil {
 		return fmt.Errorf("image into the floor namespace: %v: %s", err, out)
 	}
-	if err := ctr("run", "-d", ref, "floor-warm", "/bin/sleep", "1000000"); err != nil {
+	if err := ctr("run", "-d", ref, "floor-warm", "/app", "sleep", "1000000"); err != nil {
 		return err
 	}
 	floorRemove(sock, []string{"floor-warm"})
@@ -291,7 +291,7 @@ func ctrFloor(sock, ref string, floor, clients int) error {
 	before := memAvailable()
 	_, el, err := parallel(ids, clients, func(id string) (time.Duration, error) {
 		t0 := time.Now()
-		err := ctr("run", "-d", "--memory-limit", strconv.Itoa(100<<20), ref, id, "/bin/sleep", "1000000")
+		err := ctr("run", "-d", "--memory-limit", strconv.Itoa(100<<20), ref, id, "/app", "sleep", "1000000")
 		return time.Since(t0), err
 	})
 	if err != nil {
@@ -399,6 +399,10 @@ func cleanup(ap **api, srv *exec.Cmd, data, sock, bridge, logPath string) {
 	exec.Command("iptables", "-w", "-F", chain).Run()
 	exec.Command("iptables", "-w", "-X", chain).Run()
 	if b, err := os.ReadFile(logPath); err == nil {
+		kept := filepath.Join(os.TempDir(), "berth-density-last.log")
+		if os.WriteFile(kept, b, 0o600) == nil {
+			fmt.Printf("berth's log: %s\n", kept)
+		}
 		if warn := grepLines(b, "level=WARN", "level=ERROR"); warn != "" {
 			fmt.Printf("berth warnings and errors (first 20):\n%s", warn)
 		}
@@ -532,7 +536,7 @@ const apiVersion = "?api-version=2023-05-01"
 // create PUTs an idle group and waits for its operation.
 func (a *api) create(name string) (time.Duration, error) {
 	body := fmt.Sprintf(`{"location":"local","properties":{"osType":"Linux","restartPolicy":"Always",
-	 "containers":[{"name":"idle","properties":{"image":%q,"command":["/bin/sleep","1000000"],"resources":{"requests":{"cpu":0.1,"memoryInGB":0.1}}}}],
+	 "containers":[{"name":"idle","properties":{"image":%q,"command":["/app","sleep","1000000"],"resources":{"requests":{"cpu":0.1,"memoryInGB":0.1}}}}],
 	 "imageRegistryCredentials":[{"server":%q,"username":%q,"password":%q}]}}`,
 		a.image, a.e["BERTH_REGISTRY"], a.e["AZURE_CLIENT_ID"], a.e["AZURE_CLIENT_SECRET"])
 	t0 := time.Now()
