@@ -14,8 +14,10 @@ import (
 
 // network attaches groups' namespaces to berth's bridge with CNI: the bridge
 // plugin (the host is the gateway, so it reaches every group address;
-// no masquerading: traffic is between the host and the groups), host-local
-// addresses from the subnet, and the loopback plugin bringing up lo.
+// no masquerading: traffic is between the host and the groups) with
+// host-local addresses from the subnet. lo is brought up when the namespace
+// is made (createNetNS), not by CNI's loopback plugin: a plugin is a process
+// per group on every attach and detach.
 type network struct {
 	cni    *libcni.CNIConfig
 	list   *libcni.NetworkConfigList
@@ -43,7 +45,7 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 	if len(bridge) == 0 || len(bridge) > 15 {
 		return nil, fmt.Errorf("bridge name %q: want 1 to 15 characters", bridge)
 	}
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
+	for _, p := range []string{"bridge", "host-local"} {
 		if _, err := os.Stat(filepath.Join(pluginDir, p)); err != nil {
 			return nil, fmt.Errorf("CNI plugin %s: %w (install containernetworking-plugins)", p, err)
 		}
@@ -77,8 +79,6 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 				"hairpinMode":      true,
 				"ipam":             ipam,
 			},
-			// After bridge: loopback passes the bridge's result through.
-			{"type": "loopback"},
 		},
 	}
 	b, err := json.Marshal(conf)

@@ -58,7 +58,7 @@ type Config struct {
 	// from BridgeName (so that berths with bridges of their own keep their
 	// networks apart).
 	NetworkPrefix string
-	// CNIPluginDir holds the bridge, host-local and loopback plugins;
+	// CNIPluginDir holds the bridge and host-local plugins;
 	// default "/usr/lib/cni".
 	CNIPluginDir string
 	// RootCAs are trusted for registry TLS in addition to the system roots
@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	for _, d := range []string{"bridge", "host-local", "loopback"} {
+	for _, d := range []string{"bridge", "host-local"} {
 		if _, err := os.Stat(filepath.Join(cfg.CNIPluginDir, d)); err != nil {
 			return nil, fmt.Errorf("CNI plugin %s: %w (install containernetworking-plugins)", d, err)
 		}

@@ -261,6 +261,11 @@ func (r *Runtime) addShard(ctx context.Context) (*shard, error) {
 		return nil, fmt.Errorf("default network: bridge %s: %w", s.Bridge, err)
 	}
 	r.log.Info("default network: new bridge", "bridge", s.Bridge, "prefix", s.Prefix)
+	groups := 0
+	for _, s := range r.shards {
+		groups += r.capacity(s)
+	}
+	r.fitHostLimits(groups)
 	if r.cfg.OnBridge != nil {
 		r.cfg.OnBridge(gatewayOf(s.Prefix))
 	}
@@ -288,6 +293,43 @@ func (r *Runtime) DefaultBridges() []string {
 		out = append(out, s.Bridge)
 	}
 	return out
+}
+
+// hostLimits are kernel settings a host running many groups needs, with
+// what each must be at least for n groups. Linux's defaults suit about a
+// thousand: 32,768 pids (each group is a shim and a process with their
+// threads, some 16 pids), 1,024 neighbour entries (the host's ARP entries,
+// one per group it talks to: DNS answers, probes, clients).
+var hostLimits = []struct {
+	path string
+	min  func(n int) int
+}{
+	{"/proc/sys/kernel/pid_max", func(n int) int { return min(max(32768, 32*n), 4194304) }},
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh1", func(n int) int { return n / 2 }},
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh2", func(n int) int { return n }},
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh3", func(n int) int { return 2 * n }},
+}
+
+// fitHostLimits raises the kernel settings of hostLimits that are too low
+// for groups groups, saying so in the log (never lowering one).
+func (r *Runtime) fitHostLimits(groups int) {
+	for _, l := range hostLimits {
+		b, err := os.ReadFile(l.path)
+		if err != nil {
+			continue
+		}
+		have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		want := l.min(groups)
+		if err != nil || have >= want {
+			continue
+		}
+		name := strings.ReplaceAll(strings.TrimPrefix(l.path, "/proc/sys/"), "/", ".")
+		if err := os.WriteFile(l.path, []byte(strconv.Itoa(want)), 0o644); err != nil {
+			r.log.Warn("cannot raise a kernel limit for the default network's groups", "sysctl", name, "have", have, "want", want, "err", err)
+			continue
+		}
+		r.log.Info("raised a kernel limit for the default network's groups", "sysctl", name, "from", have, "to", want, "groups", groups)
+	}
 }
 
 // errNoShard: a record names a bridge the runtime does not have.
