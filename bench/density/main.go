@@ -18,6 +18,14 @@
 //
 //     go run ./bench/density [-n 2000] [-clients 8] [-floor 200]
 //
+// Bounds seen on a 2-core host: with the SDK's polling at berth's
+// Retry-After-Ms (250 ms) a create that takes longer than one interval is
+// seen at the second poll, so 8 clients see at most about 16 creates/s
+// unless creates finish within 250 ms; and runc reads the host's whole
+// mount table (every container's rootfs and every group's namespace) several
+// times per container, so creates, stops and starts slow down as groups add
+// up.
+//
 // Needs root (it starts berth, which starts containerd). It raises
 // kernel.pid_max (each group is a shim and a process with their threads;
 // 32768 pids do not hold 2,000 groups) and the neighbour-table thresholds
