@@ -24,11 +24,15 @@ var _ network.Runtime = (*netRuntime)(nil)
 
 func dnsAddr(gw netip.Addr) string { return net.JoinHostPort(gw.String(), "53") }
 
-// listenAll puts the DNS server on every bridge that exists now. A gateway
-// it cannot listen on (port 53 taken there) is logged: groups on that
-// bridge then use the host's resolvers.
+// listenAll puts the DNS server on every bridge that exists now: each of
+// the default network's (the runtime adds more as groups need them and
+// reports them through containerd.Config.OnBridge, which calls listenOn)
+// and each subnet's. A gateway it cannot listen on (port 53 taken there) is
+// logged: groups on that bridge then use the host's resolvers.
 func (n *netRuntime) listenAll() {
-	n.listen("")
+	for _, gw := range n.rt.DefaultGateways() {
+		n.listenOn("", gw)
+	}
 	for _, v := range n.rt.Networks() {
 		n.listen(v.Name)
 	}
@@ -39,8 +43,12 @@ func (n *netRuntime) listen(name string) {
 	if !ok {
 		return
 	}
+	n.listenOn(name, gw)
+}
+
+func (n *netRuntime) listenOn(name string, gw netip.Addr) {
 	if err := n.dns.Listen(dnsAddr(gw)); err != nil {
-		n.log.Warn("DNS server cannot listen on a bridge; its groups use the host's resolvers", "network", name, "err", err)
+		n.log.Warn("DNS server cannot listen on a bridge; its groups use the host's resolvers", "network", name, "gateway", gw, "err", err)
 	}
 }
 
@@ -83,7 +91,16 @@ func (n *netRuntime) HostPrefixes(context.Context) ([]netip.Prefix, error) {
 // the host's resolvers).
 func (n *netRuntime) Nameservers(name string) []string {
 	gw, ok := n.rt.Gateway(name)
-	if !ok || !n.dns.Listening(dnsAddr(gw)) {
+	if !ok {
+		return nil
+	}
+	return n.nameserversAt(gw)
+}
+
+// nameserversAt is what the resolv.conf of a group whose bridge's gateway
+// is gw lists: gw, if the DNS server listens there.
+func (n *netRuntime) nameserversAt(gw netip.Addr) []string {
+	if !gw.IsValid() || !n.dns.Listening(dnsAddr(gw)) {
 		return nil
 	}
 	return []string{gw.String()}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,13 +134,18 @@ func Run(ctx context.Context, o Options) (err error) {
 	rt, err := containerd.New(ctx, containerd.Config{
 		DataDir: dir.RuntimeDir(), Socket: o.ContainerdSocket, BridgeName: o.Bridge, Subnet: o.Subnet,
 		RootCAs: dir.PKI.CertPool(), Logger: log.With("part", "runtime"), GPU: gpuMode(o.GPU),
-		DefaultDNS: func(network string) runtime.DNSSpec {
+		DefaultDNS: func(network string, gateway netip.Addr) runtime.DNSSpec {
 			if netrt != nil {
-				if ns := netrt.Nameservers(network); len(ns) > 0 {
+				if ns := netrt.nameserversAt(gateway); len(ns) > 0 {
 					return runtime.DNSSpec{Nameservers: ns}
 				}
 			}
 			return containerd.HostDNS()
+		},
+		OnBridge: func(gateway netip.Addr) {
+			if netrt != nil {
+				netrt.listenOn("", gateway)
+			}
 		},
 	})
 	if err != nil {

@@ -27,16 +27,10 @@ var identityExamples = []string{
 	"2023-05-01/ContainerGroupEncryptionProperties.json",
 }
 
-// pendingElsewhere are operations another branch is finishing. Their
-// examples are replayed and, once they succeed, checked like every other;
-// while they answer with an error the replay only logs it.
-//
-// TODO(wip/exec): exec and attach are being finished on branch wip/exec;
-// on this branch they answer 404. Delete these entries when merging it.
-var pendingElsewhere = map[string]string{
-	"Containers_ExecuteCommand": "wip/exec",
-	"Containers_Attach":         "wip/exec",
-}
+// pendingElsewhere are operations another branch is finishing (none now).
+// Their examples are replayed and, once they succeed, checked like every
+// other; while they answer with an error the replay only logs it.
+var pendingElsewhere = map[string]string{}
 
 // replayOrder is the order operations are replayed in, so that each finds
 // what it needs: groups first, then reads, actions, and deletes last.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,7 +408,7 @@ func TestGitRepoVolume(t *testing.T) {
 func TestResolvConf(t *testing.T) {
 	var asked []string
 	rt, e := coreEnv(t, func(c *Config) {
-		c.DefaultDNS = func(network string) runtime.DNSSpec {
+		c.DefaultDNS = func(network string, _ netip.Addr) runtime.DNSSpec {
 			asked = append(asked, network)
 			return runtime.DNSSpec{Nameservers: []string{"10.214.0.1"}, Search: []string{"berth.internal"}}
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,22 +41,39 @@ func validateDNS(d *runtime.DNSSpec) error {
 	return nil
 }
 
-// groupDNS is the resolver configuration of a group.
-func (r *Runtime) groupDNS(spec runtime.GroupSpec) runtime.DNSSpec {
+// groupDNS is the resolver configuration of a group attached as rec says.
+func (r *Runtime) groupDNS(spec runtime.GroupSpec, rec *record) runtime.DNSSpec {
 	if spec.DNS != nil {
 		return *spec.DNS
 	}
 	if r.cfg.DefaultDNS != nil {
-		return r.cfg.DefaultDNS(spec.Network)
+		return r.cfg.DefaultDNS(spec.Network, r.gatewayOfRecord(rec))
 	}
 	return HostDNS()
+}
+
+// gatewayOfRecord is the host's address on the bridge the group is
+// attached to (invalid if the runtime does not know it).
+func (r *Runtime) gatewayOfRecord(rec *record) netip.Addr {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if rec.Network == "" {
+		if s := r.shardFor(rec.Bridge); s != nil {
+			return gatewayOf(s.Prefix)
+		}
+		return netip.Addr{}
+	}
+	if v, ok := r.nets[rec.Network]; ok {
+		return gatewayOf(v.Prefix)
+	}
+	return netip.Addr{}
 }
 
 // writeResolvConf writes the group's resolv.conf. Unchanged contents are not
 // rewritten: running containers keep the file they have mounted either way
 // (a rewrite replaces the inode).
-func (r *Runtime) writeResolvConf(spec runtime.GroupSpec) error {
-	b := resolvConf(r.groupDNS(spec))
+func (r *Runtime) writeResolvConf(spec runtime.GroupSpec, rec *record) error {
+	b := resolvConf(r.groupDNS(spec, rec))
 	p := r.resolvConfPath(spec.ID)
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
 		return nil

@@ -3,7 +3,7 @@
 //
 // One group is one network namespace that berth creates and bind-mounts under
 // the data directory (no pause container), attached with CNI to a bridge that
-// berth owns (bridge + host-local IPAM + loopback), plus one containerd
+// berth owns (CNI's bridge + host-local IPAM; berth brings lo up itself), plus one containerd
 // container per group container that joins that namespace, so a group's
 // containers share localhost and the host reaches them on the group's
 // address. Images are pulled client-side with containerd's docker resolver
@@ -23,6 +23,18 @@
 // restart counts and previous states from labels on the containerd container
 // (written as they change), so a restarted berth reports the same thing and
 // RecoverGroup carries on where the last process stopped.
+//
+// The default network is sharded: one Linux bridge holds at most 1,023
+// ports, so it has as many bridges as its groups need, 1,000 groups each,
+// each with its own slice of Config.Subnet (a /22 by default) and gateway:
+// Config.BridgeName first, then <NetworkPrefix>-1, -2, … created on demand
+// (Config.OnBridge tells berth's DNS server, which listens on every
+// gateway; a group's resolv.conf names its own bridge's gateway). Every
+// default-network group has a route to the whole subnet through its gateway
+// and the firewall accepts traffic between the shards, so they are one
+// public network; a group's record names its bridge (none: the first, where
+// groups from before sharding are). Shards are recorded under shards/ and
+// re-created by New. See shards.go.
 //
 // Besides the default network, EnsureNetwork adds networks for
 // virtual-network subnets: each its own bridge (named from a 4-character
@@ -85,6 +97,7 @@
 //	    cache/                  libcni cache: the ADD result per group
 //	    networks/<bridge>/      host-local reservations: one file per address
 //	vnets/<bridge>.json         a network added with EnsureNetwork (name, domain, prefix)
+//	shards/<bridge>.json        a further bridge of the default network (index, bridge, prefix)
 //	netns/<group>               bind mount of the group's network namespace
 //	groups/<group>/
 //	    group.json              what the group runs: containers, policy, address

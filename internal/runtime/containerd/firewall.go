@@ -14,9 +14,12 @@ import (
 // between bridges of one domain (their names share prefix+domain tag, so one
 // wildcard rule per domain covers every subnet of a virtual network) and
 // drops traffic between any other pair of berth's bridges, the default
-// (public) bridge included. The host is not routed through FORWARD, so it
-// reaches every group. The chain exists only while networks do: with none,
-// it and its jump are removed and the host's rules are as berth found them.
+// (public) bridge included. The default network's own bridges (its shards:
+// the default bridge and <prefix>-<n>, see shards.go) accept each other's
+// traffic before those drops. The host is not routed through FORWARD, so it
+// reaches every group. The chain exists only while networks or shards do:
+// with none, it and its jump are removed and the host's rules are as berth
+// found them.
 // Rebuilds replace the chain's rules in one iptables-restore transaction.
 
 func (r *Runtime) chainName() string { return "BERTH-" + r.cfg.BridgeName }
@@ -24,7 +27,7 @@ func (r *Runtime) chainName() string { return "BERTH-" + r.cfg.BridgeName }
 // syncFirewall makes the chain match r.nets (netMu held).
 func (r *Runtime) syncFirewall(ctx context.Context) error {
 	chain := r.chainName()
-	if len(r.nets) == 0 {
+	if len(r.nets) == 0 && len(r.shards) < 2 {
 		return r.removeFirewall(ctx)
 	}
 	domains := map[string]bool{}
@@ -41,6 +44,14 @@ func (r *Runtime) syncFirewall(ctx context.Context) error {
 	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", chain)
 	for _, d := range ds {
 		fmt.Fprintf(&b, "-A %s -i %s+ -o %s+ -j ACCEPT\n", chain, d, d)
+	}
+	if len(r.shards) > 1 {
+		// The default network's bridges are one network.
+		shards := r.shardBridge(1)
+		shards = shards[:len(shards)-1] + "+"
+		fmt.Fprintf(&b, "-A %s -i %s -o %s -j ACCEPT\n", chain, shards, shards)
+		fmt.Fprintf(&b, "-A %s -i %s -o %s -j ACCEPT\n", chain, shards, r.cfg.BridgeName)
+		fmt.Fprintf(&b, "-A %s -i %s -o %s -j ACCEPT\n", chain, r.cfg.BridgeName, shards)
 	}
 	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, all, all)
 	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, all, r.cfg.BridgeName)

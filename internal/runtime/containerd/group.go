@@ -97,6 +97,10 @@ type record struct {
 	IP             string                `json:"ip,omitempty"`
 	// Network is the network the group joined ("" the default).
 	Network string `json:"network,omitempty"`
+	// Bridge is the default network's bridge the group is attached to
+	// (shards.go); "" is the first one (Config.BridgeName), where every
+	// group made before the default network had several is.
+	Bridge string `json:"bridge,omitempty"`
 	// InitPending: the init containers have not all completed, so the
 	// containers have not been started (see init.go).
 	InitPending bool `json:"initPending,omitempty"`
@@ -252,11 +256,11 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	if err := r.prepareVolumes(ctx, spec, volumesCreate); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	if err := r.writeResolvConf(spec); err != nil {
-		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
-	}
 	if err := r.setupSandbox(ctx, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
+	}
+	if err := r.writeResolvConf(spec, rec); err != nil {
+		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
 	}
 	r.startForwards(spec.ID, g, spec)
 	if err := r.runInitContainers(ctx, rec, spec, images); err != nil {
@@ -297,7 +301,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 
 	rec := newRecord(spec)
 	if old, err := r.readRecord(spec.ID); err == nil {
-		rec.IP, rec.InitPending = old.IP, old.InitPending && rec.InitPending
+		rec.IP, rec.Bridge, rec.InitPending = old.IP, old.Bridge, old.InitPending && rec.InitPending
 	} else if !errors.Is(err, runtime.ErrNotFound) {
 		return runtime.GroupStatus{}, err
 	}
@@ -326,7 +330,7 @@ func (r *Runtime) RecoverGroup(ctx context.Context, spec runtime.GroupSpec) (run
 	if err := r.prepareVolumes(ctx, spec, volumesRecover); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	if err := r.writeResolvConf(spec); err != nil {
+	if err := r.writeResolvConf(spec, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
 	}
 
@@ -458,11 +462,12 @@ func (r *Runtime) setupSandbox(ctx context.Context, rec *record) error {
 			return err
 		}
 	}
-	nw, err := r.networkFor(rec.Network)
+	nw, done, err := r.attach(ctx, rec)
 	if err != nil {
 		return err
 	}
 	if err := createNetNS(path); err != nil {
+		done(false)
 		return err
 	}
 	ip, err := nw.add(ctx, rec.ID, path)
@@ -471,8 +476,10 @@ func (r *Runtime) setupSandbox(ctx context.Context, rec *record) error {
 			r.log.Warn("releasing a half-made attachment", "group", rec.ID, "err", derr)
 		}
 		removeNetNS(path)
+		done(false)
 		return err
 	}
+	done(true)
 	rec.IP = ip
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, hostname(rec.ID))
 	if err := fileutil.WriteAtomic(filepath.Join(r.groupDir(rec.ID), "hosts"), []byte(hosts), 0o644); err != nil {

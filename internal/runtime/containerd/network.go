@@ -14,8 +14,10 @@ import (
 
 // network attaches groups' namespaces to berth's bridge with CNI: the bridge
 // plugin (the host is the gateway, so it reaches every group address;
-// no masquerading: traffic is between the host and the groups), host-local
-// addresses from the subnet, and the loopback plugin bringing up lo.
+// no masquerading: traffic is between the host and the groups) with
+// host-local addresses from the subnet. lo is brought up when the namespace
+// is made (createNetNS), not by CNI's loopback plugin: a plugin is a process
+// per group on every attach and detach.
 type network struct {
 	cni    *libcni.CNIConfig
 	list   *libcni.NetworkConfigList
@@ -23,12 +25,11 @@ type network struct {
 	prefix netip.Prefix
 }
 
-func newNetwork(pluginDir, dataDir, bridge, subnet string) (*network, error) {
-	p, err := netip.ParsePrefix(subnet)
-	if err != nil {
-		return nil, fmt.Errorf("subnet %q: %w", subnet, err)
-	}
-	return newNetworkRange(pluginDir, dataDir, bridge, p.Masked(), netip.Addr{})
+// newNetworkShard is the network of one shard of the default network
+// (shards.go): addresses from slice, and a route to the whole default
+// subnet through the gateway so that groups reach the other shards.
+func newNetworkShard(pluginDir, dataDir, bridge string, slice, subnet netip.Prefix) (*network, error) {
+	return newNetworkRange(pluginDir, dataDir, bridge, slice, netip.Addr{}, subnet)
 }
 
 // gatewayOf is the bridge's (the host's) address in prefix: the first
@@ -38,12 +39,13 @@ func gatewayOf(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 // newNetworkRange is newNetwork with the prefix parsed; rangeStart, when
 // valid, is the first address handed to groups (Azure keeps the first four
 // addresses of a subnet for itself, so virtual-network subnets start at
-// .4).
-func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, rangeStart netip.Addr) (*network, error) {
+// .4). route, when valid and wider than subnet, is routed through the
+// gateway.
+func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, rangeStart netip.Addr, route netip.Prefix) (*network, error) {
 	if len(bridge) == 0 || len(bridge) > 15 {
 		return nil, fmt.Errorf("bridge name %q: want 1 to 15 characters", bridge)
 	}
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
+	for _, p := range []string{"bridge", "host-local"} {
 		if _, err := os.Stat(filepath.Join(pluginDir, p)); err != nil {
 			return nil, fmt.Errorf("CNI plugin %s: %w (install containernetworking-plugins)", p, err)
 		}
@@ -52,6 +54,14 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 	rng := m{"subnet": subnet.String(), "gateway": gatewayOf(subnet).String()}
 	if rangeStart.IsValid() {
 		rng["rangeStart"] = rangeStart.String()
+	}
+	ipam := m{
+		"type":    "host-local",
+		"ranges":  [][]m{{rng}},
+		"dataDir": filepath.Join(dataDir, "networks"),
+	}
+	if route.IsValid() && route.Bits() < subnet.Bits() {
+		ipam["routes"] = []m{{"dst": route.String()}}
 	}
 	conf := m{
 		"cniVersion": "1.0.0",
@@ -67,14 +77,8 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 				"isDefaultGateway": rangeStart.IsValid(),
 				"ipMasq":           false,
 				"hairpinMode":      true,
-				"ipam": m{
-					"type":    "host-local",
-					"ranges":  [][]m{{rng}},
-					"dataDir": filepath.Join(dataDir, "networks"),
-				},
+				"ipam":             ipam,
 			},
-			// After bridge: loopback passes the bridge's result through.
-			{"type": "loopback"},
 		},
 	}
 	b, err := json.Marshal(conf)

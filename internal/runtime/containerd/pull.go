@@ -53,10 +53,21 @@ func (r *Runtime) pull(ctx context.Context, ref string, spec runtime.GroupSpec) 
 	if err != nil {
 		return nil, err
 	}
-	// By tag, resolving is a manifest request; layers already in the content
-	// store are not fetched again and unpacked layers not unpacked again.
+	// By tag, resolving is a manifest request. When the image of that name
+	// is already that digest and unpacked, it is used as it is: no content
+	// walk, lease or image write in containerd. Otherwise pull: layers
+	// already in the content store are not fetched again and unpacked layers
+	// not unpacked again.
+	res := r.resolver(creds)
+	if img, err := r.client.GetImage(ctx, name); err == nil {
+		if _, desc, err := res.Resolve(ctx, name); err == nil && desc.Digest == img.Target().Digest {
+			if ok, err := img.IsUnpacked(ctx, r.snapshotter); err == nil && ok {
+				return img, nil
+			}
+		}
+	}
 	return r.client.Pull(ctx, name,
-		client.WithResolver(r.resolver(creds)),
+		client.WithResolver(res),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(r.snapshotter))
 }

@@ -51,7 +51,7 @@ func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (run
 	}
 
 	rec := newRecord(spec)
-	rec.IP = old.IP
+	rec.IP, rec.Bridge = old.IP, old.Bridge
 	if rec.IP == "" || !netNSMounted(r.netnsPath(spec.ID)) {
 		if err := r.releaseSandbox(ctx, spec.ID); err != nil {
 			return runtime.GroupStatus{}, fmt.Errorf("group %q: %w", spec.ID, err)
@@ -67,7 +67,7 @@ func (r *Runtime) RestartGroup(ctx context.Context, spec runtime.GroupSpec) (run
 	if err := r.prepareVolumes(ctx, spec, volumesRestart); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	if err := r.writeResolvConf(spec); err != nil {
+	if err := r.writeResolvConf(spec, rec); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: resolv.conf: %w", spec.ID, err)
 	}
 	if err := r.removeOthers(ctx, rec); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,10 +43,13 @@ type Config struct {
 	// Namespace is the containerd namespace of berth's containers; default
 	// "berth".
 	Namespace string
-	// BridgeName is the Linux bridge the groups attach to (at most 15
-	// characters); default "berth0".
+	// BridgeName is the Linux bridge the groups of the default network
+	// attach to (at most 15 characters); default "berth0". It is the
+	// network's first bridge: more are added as groups need them (see
+	// shards.go).
 	BridgeName string
-	// Subnet is where group addresses come from; default "10.213.0.0/16".
+	// Subnet is where the default network's addresses come from, sliced
+	// between its bridges; default "10.213.0.0/16".
 	Subnet string
 	// NetworkPrefix starts the bridge names of networks added with
 	// EnsureNetwork (4 characters, [a-z][a-z0-9]{3}); the firewall treats
@@ -54,7 +58,7 @@ type Config struct {
 	// from BridgeName (so that berths with bridges of their own keep their
 	// networks apart).
 	NetworkPrefix string
-	// CNIPluginDir holds the bridge, host-local and loopback plugins;
+	// CNIPluginDir holds the bridge and host-local plugins;
 	// default "/usr/lib/cni".
 	CNIPluginDir string
 	// RootCAs are trusted for registry TLS in addition to the system roots
@@ -81,8 +85,17 @@ type Config struct {
 	// gets: GPUEmulate (the default) or GPURefuse.
 	GPU string
 	// DefaultDNS is the resolver configuration of groups without their own
-	// (GroupSpec.DNS), by the network they join; nil: HostDNS.
-	DefaultDNS func(network string) runtime.DNSSpec
+	// (GroupSpec.DNS), by the network they join and the host's address on
+	// their bridge; nil: HostDNS.
+	DefaultDNS func(network string, gateway netip.Addr) runtime.DNSSpec
+	// OnBridge is called (with the runtime's network lock held: it must not
+	// call back into the runtime) when the default network gets a new
+	// bridge, with the host's address on it, before any group joins it.
+	OnBridge func(gateway netip.Addr)
+
+	// bridgePorts is the number of groups per bridge of the default
+	// network; 0: defaultBridgePorts. Tests set it low.
+	bridgePorts int
 	// LogDriver is the program containerd's shim runs, as `LogDriver
 	// log-driver FILE`, to write a container's log (package logdriver);
 	// default this program (os.Executable), whose CLI has that command.
@@ -147,8 +160,8 @@ func (c *Config) setDefaults() error {
 type Runtime struct {
 	cfg         Config
 	client      *client.Client
-	daemon      *daemon // nil when Config.Socket is set
-	net         *network
+	daemon      *daemon      // nil when Config.Socket is set
+	subnet      netip.Prefix // Config.Subnet
 	snapshotter string
 	httpClient  *http.Client
 	bus         *eventbus.Bus
@@ -166,8 +179,9 @@ type Runtime struct {
 	fwMu     sync.Mutex // serialises changes to forwards
 	forwards []Forward
 
-	netMu sync.Mutex       // guards nets and the firewall
-	nets  map[string]*vnet // networks added with EnsureNetwork, by name
+	netMu  sync.Mutex       // guards nets, shards and the firewall
+	nets   map[string]*vnet // networks added with EnsureNetwork, by name
+	shards []*shard         // the default network's bridges (shards.go)
 
 	authMu      sync.Mutex
 	authorizers map[string]docker.Authorizer // by hash of a credential set
@@ -189,13 +203,18 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	nw, err := newNetwork(cfg.CNIPluginDir, filepath.Join(cfg.DataDir, "cni"), cfg.BridgeName, cfg.Subnet)
-	if err != nil {
-		return nil, err
+	for _, d := range []string{"bridge", "host-local"} {
+		if _, err := os.Stat(filepath.Join(cfg.CNIPluginDir, d)); err != nil {
+			return nil, fmt.Errorf("CNI plugin %s: %w (install containernetworking-plugins)", d, err)
+		}
+	}
+	subnet, err := netip.ParsePrefix(cfg.Subnet)
+	if err != nil || !subnet.Addr().Is4() || subnet.Bits() > 30 {
+		return nil, fmt.Errorf("subnet %q: want an IPv4 network of at most /30", cfg.Subnet)
 	}
 	r := &Runtime{
 		cfg:        cfg,
-		net:        nw,
+		subnet:     subnet.Masked(),
 		httpClient: registryClient(cfg.RootCAs),
 		bus:        eventbus.New(0),
 		log:        cfg.Logger,

@@ -73,7 +73,7 @@ func (r *Runtime) initNetworks(ctx context.Context) error {
 	if strings.HasPrefix(r.cfg.BridgeName, r.cfg.NetworkPrefix) {
 		return fmt.Errorf("bridge name %q must not start with the network prefix %q", r.cfg.BridgeName, r.cfg.NetworkPrefix)
 	}
-	if err := ensureBridge(ctx, r.net.bridge, r.net.prefix); err != nil {
+	if err := r.initShards(ctx); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(r.vnetDir(), 0o700); err != nil {
@@ -113,7 +113,7 @@ func (r *Runtime) makeVnet(n Network) (*vnet, error) {
 		return nil, fmt.Errorf("network %q: prefix %s: want an IPv4 network of at most /29", n.Name, n.Prefix)
 	}
 	start := n.Prefix.Addr().Next().Next().Next().Next()
-	nw, err := newNetworkRange(r.cfg.CNIPluginDir, filepath.Join(r.cfg.DataDir, "cni"), r.bridgeOf(n), n.Prefix, start)
+	nw, err := newNetworkRange(r.cfg.CNIPluginDir, filepath.Join(r.cfg.DataDir, "cni"), r.bridgeOf(n), n.Prefix, start, netip.Prefix{})
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +148,8 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, n Network) error {
 			return fmt.Errorf("network %q: prefix %s overlaps network %q (%s)", n.Name, n.Prefix, o.Name, o.Prefix)
 		}
 	}
-	if r.net.prefix.Overlaps(n.Prefix) {
-		return fmt.Errorf("network %q: prefix %s overlaps the default network %s", n.Name, n.Prefix, r.net.prefix)
+	if r.subnet.Overlaps(n.Prefix) {
+		return fmt.Errorf("network %q: prefix %s overlaps the default network %s", n.Name, n.Prefix, r.subnet)
 	}
 	b, err := json.Marshal(n)
 	if err != nil {
@@ -224,14 +224,15 @@ func (r *Runtime) Networks() []Network {
 }
 
 // Gateway is the host's address on network name ("" for the default
-// network): where groups of that network reach the host (and berth's DNS
-// server). ok is false for an unknown network.
+// network, its first bridge; see DefaultGateways for all): where groups of
+// that network reach the host (and berth's DNS server). ok is false for an
+// unknown network.
 func (r *Runtime) Gateway(name string) (addr netip.Addr, ok bool) {
-	if name == "" {
-		return gatewayOf(r.net.prefix), true
-	}
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
+	if name == "" {
+		return gatewayOf(r.shards[0].Prefix), true
+	}
 	v, ok := r.nets[name]
 	if !ok {
 		return netip.Addr{}, false
@@ -239,13 +240,14 @@ func (r *Runtime) Gateway(name string) (addr netip.Addr, ok bool) {
 	return gatewayOf(v.Prefix), true
 }
 
-// Bridge names the Linux bridge of network name ("" for the default).
+// Bridge names the Linux bridge of network name ("" for the default
+// network's first; see DefaultBridges for all).
 func (r *Runtime) Bridge(name string) (string, bool) {
-	if name == "" {
-		return r.net.bridge, true
-	}
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
+	if name == "" {
+		return r.shards[0].Bridge, true
+	}
 	v, ok := r.nets[name]
 	if !ok {
 		return "", false
@@ -253,18 +255,50 @@ func (r *Runtime) Bridge(name string) (string, bool) {
 	return v.net.bridge, true
 }
 
-// networkFor returns the network a group joins.
-func (r *Runtime) networkFor(name string) (*network, error) {
-	if name == "" {
-		return r.net, nil
+// networkFor returns the network a group with record rec has joined: a
+// virtual network's, or the shard of the default network rec.Bridge names.
+func (r *Runtime) networkFor(rec *record) (*network, error) {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if rec.Network == "" {
+		s := r.shardFor(rec.Bridge)
+		if s == nil {
+			return nil, fmt.Errorf("group %q: bridge %q: %w", rec.ID, rec.Bridge, errNoShard)
+		}
+		return s.net, nil
+	}
+	v, ok := r.nets[rec.Network]
+	if !ok {
+		return nil, fmt.Errorf("network %q: %w", rec.Network, runtime.ErrNotFound)
+	}
+	return v.net, nil
+}
+
+// attach picks the network for a group about to be attached: its virtual
+// network's, or a shard of the default network with room (recorded in
+// rec.Bridge). done must be called with the outcome of the attachment.
+func (r *Runtime) attach(ctx context.Context, rec *record) (nw *network, done func(ok bool), err error) {
+	if rec.Network != "" {
+		nw, err := r.networkFor(rec)
+		return nw, func(bool) {}, err
 	}
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	v, ok := r.nets[name]
-	if !ok {
-		return nil, fmt.Errorf("network %q: %w", name, runtime.ErrNotFound)
+	s, err := r.takeShard(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	return v.net, nil
+	rec.Bridge = s.Bridge
+	if s.Index == 0 {
+		rec.Bridge = "" // as before sharding
+	}
+	return s.net, func(ok bool) {
+		if !ok {
+			r.netMu.Lock()
+			s.used--
+			r.netMu.Unlock()
+		}
+	}, nil
 }
 
 // HostPrefixes lists the IPv4 prefixes a new network must not overlap:
@@ -282,9 +316,9 @@ func (r *Runtime) HostPrefixes() ([]netip.Prefix, error) {
 		own[v.Prefix] = true
 	}
 	r.netMu.Unlock()
-	out := []netip.Prefix{r.net.prefix}
+	out := []netip.Prefix{r.subnet}
 	for _, p := range routes {
-		if p.Bits() == 0 || own[p] || p == r.net.prefix {
+		if p.Bits() == 0 || own[p] || r.subnet.Contains(p.Addr()) && p.Bits() >= r.subnet.Bits() {
 			continue
 		}
 		out = append(out, p)
@@ -345,6 +379,8 @@ func ensureBridge(ctx context.Context, name string, prefix netip.Prefix) error {
 	}
 	gw := netip.PrefixFrom(gatewayOf(prefix), prefix.Bits())
 	if !hasAddr(name, gw) {
+		// An address covering more (berth0 on the whole subnet, from before
+		// the default network was sharded) is kept as it is.
 		if err := ipCmd(ctx, "addr", "add", gw.String(), "dev", name); err != nil {
 			return err
 		}
@@ -352,7 +388,8 @@ func ensureBridge(ctx context.Context, name string, prefix netip.Prefix) error {
 	return ipCmd(ctx, "link", "set", name, "up")
 }
 
-// hasAddr reports whether interface name has address p.
+// hasAddr reports whether interface name has address p, or p's address with
+// a shorter prefix.
 func hasAddr(name string, p netip.Prefix) bool {
 	ifc, err := net.InterfaceByName(name)
 	if err != nil {
@@ -365,7 +402,7 @@ func hasAddr(name string, p netip.Prefix) bool {
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok {
 			ones, _ := n.Mask.Size()
-			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == p.Addr() && ones == p.Bits() {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == p.Addr() && ones <= p.Bits() {
 				return true
 			}
 		}
@@ -395,25 +432,36 @@ func ipCmd(ctx context.Context, args ...string) error {
 
 // detach releases group id's address on the network it joined: the one its
 // record names, else every network libcni has an attachment of id cached
-// for, else the default network.
+// for, else the default network's first bridge.
 func (r *Runtime) detach(ctx context.Context, id, netns string) error {
 	var nws []*network
+	var sh *shard // the default-network shard whose place is given back
+	held := ""    // the reservation the group holds there
 	if rec, err := r.readRecord(id); err == nil {
-		if nw, err := r.networkFor(rec.Network); err == nil {
+		if nw, err := r.networkFor(rec); err == nil {
 			nws = append(nws, nw)
+			if rec.Network == "" && rec.IP != "" {
+				r.netMu.Lock()
+				sh = r.shardFor(rec.Bridge)
+				r.netMu.Unlock()
+				held = filepath.Join(r.cfg.DataDir, "cni", "networks", sh.Bridge, rec.IP)
+				if _, err := os.Stat(held); err != nil {
+					sh = nil
+				}
+			}
 		}
 	}
 	if len(nws) == 0 {
-		nws = append(nws, r.net)
 		r.netMu.Lock()
+		nws = append(nws, r.shards[0].net)
+		for _, s := range r.shards[1:] {
+			if cachedOn(s.net, id) {
+				nws = append(nws, s.net)
+			}
+		}
 		for _, v := range r.nets {
-			if atts, err := v.net.cni.GetCachedAttachments(id); err == nil {
-				for _, a := range atts {
-					if a.Network == v.net.bridge {
-						nws = append(nws, v.net)
-						break
-					}
-				}
+			if cachedOn(v.net, id) {
+				nws = append(nws, v.net)
 			}
 		}
 		r.netMu.Unlock()
@@ -422,5 +470,30 @@ func (r *Runtime) detach(ctx context.Context, id, netns string) error {
 	for _, nw := range nws {
 		errs = append(errs, nw.del(ctx, id, netns))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if sh != nil {
+		r.netMu.Lock()
+		if _, err := os.Stat(held); errors.Is(err, os.ErrNotExist) && sh.used > 0 {
+			sh.used--
+		}
+		r.netMu.Unlock()
+	}
+	return nil
+}
+
+// cachedOn reports whether libcni has an attachment of group id to nw
+// cached.
+func cachedOn(nw *network, id string) bool {
+	atts, err := nw.cni.GetCachedAttachments(id)
+	if err != nil {
+		return false
+	}
+	for _, a := range atts {
+		if a.Network == nw.bridge {
+			return true
+		}
+	}
+	return false
 }
