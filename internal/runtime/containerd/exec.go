@@ -40,7 +40,7 @@ func (r *Runtime) Exec(ctx context.Context, id, container string, opts runtime.E
 	if err != nil {
 		return nil, err
 	}
-	if !hasContainer(rec, container) {
+	if !isContainer(rec, container) {
 		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
 	}
 	ctx = r.nsctx(ctx)

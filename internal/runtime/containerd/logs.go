@@ -40,7 +40,7 @@ func (r *Runtime) Logs(ctx context.Context, id, container string, opts runtime.L
 	if err != nil {
 		return nil, err
 	}
-	if !hasContainer(rec, container) {
+	if !rec.hasContainer(container) {
 		return nil, fmt.Errorf("container %q in group %q: %w", container, id, runtime.ErrNotFound)
 	}
 	cid := containerID(id, container)
@@ -72,8 +72,8 @@ func (r *Runtime) taskRunning(ctx context.Context, cid string) bool {
 	return err == nil && resp.GetProcess().GetStatus() == tasktypes.Status_RUNNING
 }
 
-// hasContainer reports whether the group has a container (or init
-// container) called name.
-func hasContainer(rec *record, name string) bool {
+// isContainer reports whether the group has a container (not an init
+// container: those cannot be exec'd into) called name.
+func isContainer(rec *record, name string) bool {
 	return slices.Contains(rec.Containers, name)
 }
