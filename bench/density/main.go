@@ -37,19 +37,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +54,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/berth-dev/berth/bench/internal/berthrun"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -120,65 +116,18 @@ func raiseLimits() func() {
 }
 
 func run(n, clients, floor int, subnet, bridge string) error {
-	tmp, err := os.MkdirTemp("", "berth-density-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
 	defer raiseLimits()()
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	data := filepath.Join(tmp, "data")
-	logf, _ := os.Create(filepath.Join(tmp, "berth.log"))
-	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data, "--bridge", bridge, "--subnet", subnet,
+	b, err := berthrun.Start("berth-density-", "--bridge", bridge, "--subnet", subnet,
 		"--quota-container-groups", strconv.Itoa(n+10), "--quota-cores", strconv.Itoa(n+10))
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
+	if err != nil {
+		exec.Command("ip", "link", "del", bridge).Run()
 		return err
 	}
-	sock := filepath.Join(data, "runtime", "containerd", "containerd.sock")
+	defer b.Remove()
+	srv, data, sock, e := b.Cmd, b.Data, b.ContainerdSocket(), env(b.Env)
 	var a *api
-	defer cleanup(&a, srv, data, sock, bridge, filepath.Join(tmp, "berth.log"))
-
-	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-		if pem, err := os.ReadFile(filepath.Join(data, "pki", "ca.pem")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-			if resp, err := c.Get("https://" + addr + "/_berth/health"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-		}
-		if time.Since(start) > 2*time.Minute {
-			return fmt.Errorf("berth not healthy")
-		}
-	}
-	out, err := exec.Command(bin, "env", "--data-dir", data).Output()
-	if err != nil {
-		return err
-	}
-	e := env{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		e[k] = strings.Trim(v, "'")
-	}
-	pem, err := os.ReadFile(e["SSL_CERT_FILE"])
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
-		MaxIdleConnsPerHost: clients * 2}}
+	defer cleanup(&a, srv, data, sock, bridge, b.LogPath)
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: b.Transport(clients*2, true)}
 
 	img, err := testimage.Image()
 	if err != nil {
@@ -188,7 +137,7 @@ func run(n, clients, floor int, subnet, bridge string) error {
 	if _, err := testimage.PushImage(img, ref, &authn.Basic{Username: e["AZURE_CLIENT_ID"], Password: e["AZURE_CLIENT_SECRET"]}, client.Transport); err != nil {
 		return err
 	}
-	tok, err := token(client, e)
+	tok, err := berthrun.Token(client, e)
 	if err != nil {
 		return err
 	}
@@ -629,23 +578,6 @@ func (a *api) sample(names []string) error {
 	return nil
 }
 
-func token(c *http.Client, e env) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {e["AZURE_CLIENT_ID"]}, "client_secret": {e["AZURE_CLIENT_SECRET"]},
-		"scope": {"https://management.core.windows.net//.default"}}
-	resp, err := c.Post(e["BERTH_ENDPOINT"]+"/"+e["AZURE_TENANT_ID"]+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", bytes.NewBufferString(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var t struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
-		return "", fmt.Errorf("token: %v (status %d)", err, resp.StatusCode)
-	}
-	return t.AccessToken, nil
-}
-
 // status returns a field of /proc/<pid>/status ("" if unknown); sizes are
 // in kB.
 func status(pid int, field string) string {
@@ -702,28 +634,5 @@ func containerdPid(data string) int {
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s) == 0 {
-		return 0
-	}
-	i := (len(s)*p + 99) / 100
-	return s[max(i-1, 0)].Round(time.Millisecond)
-}
-
-func freeAddr() (string, error) {
-	for i := 0; i < 50; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		ln.Close()
-		if err == nil {
-			ln2.Close()
-			return "127.0.0.1:" + strconv.Itoa(port), nil
-		}
-	}
-	return "", fmt.Errorf("no free port pair")
+	return berthrun.Percentile(ds, p).Round(time.Millisecond)
 }

@@ -15,23 +15,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,6 +34,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/berth-dev/berth/bench/internal/berthrun"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -55,71 +50,25 @@ func main() {
 type env map[string]string
 
 func run(n int) error {
-	tmp, err := os.MkdirTemp("", "berth-bench-exec-")
+	b, err := berthrun.Start("berth-bench-exec-", "--bridge", "berthbx", "--subnet", "10.218.0.0/24")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	data := filepath.Join(tmp, "data")
-	logf, _ := os.Create(filepath.Join(tmp, "berth.log"))
-	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data, "--bridge", "berthbx", "--subnet", "10.218.0.0/24")
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		return err
-	}
+	tmp, e := b.Dir, env(b.Env)
 	a := &api{}
 	defer func() {
 		if a.tok != "" {
 			_ = a.do("DELETE", "/subscriptions/"+a.e["AZURE_SUBSCRIPTION_ID"]+"/resourcegroups/benchexec?api-version=2021-04-01", "", nil)
 			time.Sleep(2 * time.Second) // the async delete removes the group
 		}
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
+		b.Stop()
+		b.Remove()
 		exec.Command("ip", "link", "del", "berthbx").Run()
 	}()
-	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-		if pem, err := os.ReadFile(filepath.Join(data, "pki", "ca.pem")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-			if resp, err := c.Get("https://" + addr + "/_berth/health"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-		}
-		if time.Since(start) > 2*time.Minute {
-			return fmt.Errorf("berth not healthy")
-		}
-	}
-	out, err := exec.Command(bin, "env", "--data-dir", data).Output()
-	if err != nil {
-		return err
-	}
-	e := env{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		e[k] = strings.Trim(v, "'")
-	}
-	pem, err := os.ReadFile(e["SSL_CERT_FILE"])
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	// A client as az's would be: a new TLS connection for the websocket,
 	// keep-alive for ARM.
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 4}}
-	wsClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: b.Transport(4, true)}
+	wsClient := &http.Client{Timeout: 30 * time.Second, Transport: b.Transport(0, false)}
 
 	img, err := testimage.Image()
 	if err != nil {
@@ -130,7 +79,7 @@ func run(n int) error {
 		return err
 	}
 	a.c, a.e = client, e
-	if a.tok, err = token(client, e); err != nil {
+	if a.tok, err = berthrun.Token(client, e); err != nil {
 		return err
 	}
 	if err := a.do("PUT", "/subscriptions/"+e["AZURE_SUBSCRIPTION_ID"]+"/resourcegroups/benchexec?api-version=2021-04-01", `{"location":"local"}`, nil); err != nil {
@@ -177,7 +126,7 @@ func run(n int) error {
 	}
 
 	// Floor: the containerd client on berth's containerd.
-	sock := filepath.Join(data, "runtime", "containerd", "containerd.sock")
+	sock := b.ContainerdSocket()
 	cc, err := ctrd.New(sock, ctrd.WithDefaultNamespace("berth"))
 	if err != nil {
 		return err
@@ -329,47 +278,7 @@ func (a *api) createRunning(name, image string) error {
 	return fmt.Errorf("group %s did not run", name)
 }
 
-func token(c *http.Client, e env) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {e["AZURE_CLIENT_ID"]}, "client_secret": {e["AZURE_CLIENT_SECRET"]},
-		"scope": {"https://management.core.windows.net//.default"}}
-	resp, err := c.Post(e["BERTH_ENDPOINT"]+"/"+e["AZURE_TENANT_ID"]+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", bytes.NewBufferString(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var t struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
-		return "", fmt.Errorf("token: %v (status %d)", err, resp.StatusCode)
-	}
-	return t.AccessToken, nil
-}
-
 // pct returns the p-th percentile (nearest rank), rounded to 0.1 ms.
 func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	return s[max(i-1, 0)].Round(100 * time.Microsecond)
-}
-
-func freeAddr() (string, error) {
-	for i := 0; i < 50; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		ln.Close()
-		if err == nil {
-			ln2.Close()
-			return "127.0.0.1:" + strconv.Itoa(port), nil
-		}
-	}
-	return "", fmt.Errorf("no free port pair")
+	return berthrun.Percentile(ds, p).Round(100 * time.Microsecond)
 }

@@ -15,24 +15,16 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -41,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-dev/berth/bench/internal/berthrun"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -58,64 +51,17 @@ func main() {
 type env map[string]string
 
 func run(n, pulls, pullMiB int) error {
-	tmp, err := os.MkdirTemp("", "berth-bench-")
+	b, err := berthrun.Start("berth-bench-", "--bridge", "berthbench", "--subnet", "10.219.0.0/24")
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	data := filepath.Join(tmp, "data")
-	logf, _ := os.Create(filepath.Join(tmp, "berth.log"))
-	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", data, "--bridge", "berthbench", "--subnet", "10.219.0.0/24")
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
 		return err
 	}
 	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
+		b.Stop()
+		b.Remove()
 		exec.Command("ip", "link", "del", "berthbench").Run()
 	}()
-	// Wait for health (trusting the CA berth creates), then read `berth env`.
-	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-		if pem, err := os.ReadFile(filepath.Join(data, "pki", "ca.pem")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-			if resp, err := c.Get("https://" + addr + "/_berth/health"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-		}
-		if time.Since(start) > 2*time.Minute {
-			return fmt.Errorf("berth not healthy")
-		}
-	}
-	out, err := exec.Command(bin, "env", "--data-dir", data).Output()
-	if err != nil {
-		return err
-	}
-	e := env{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		e[k] = strings.Trim(v, "'")
-	}
-	pem, err := os.ReadFile(e["SSL_CERT_FILE"])
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8}}
+	data, e := b.Data, env(b.Env)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: b.Transport(8, true)}
 
 	img, err := testimage.Image()
 	if err != nil {
@@ -125,7 +71,7 @@ func run(n, pulls, pullMiB int) error {
 	if _, err := testimage.PushImage(img, ref, &authn.Basic{Username: e["AZURE_CLIENT_ID"], Password: e["AZURE_CLIENT_SECRET"]}, client.Transport); err != nil {
 		return err
 	}
-	tok, err := token(client, e)
+	tok, err := berthrun.Token(client, e)
 	if err != nil {
 		return err
 	}
@@ -152,7 +98,7 @@ func run(n, pulls, pullMiB int) error {
 	}
 
 	// Floor: ctr run -d of the same image on berth's containerd.
-	sock := filepath.Join(data, "runtime", "containerd", "containerd.sock")
+	sock := b.ContainerdSocket()
 	if _, err := os.Stat(sock); err != nil {
 		return fmt.Errorf("containerd socket: %w", err)
 	}
@@ -336,46 +282,5 @@ func (a *api) createRunning(name, image string) (time.Duration, error) {
 
 func (a *api) delete(name string) { _ = a.do("DELETE", a.path(name), "", nil) }
 
-func token(c *http.Client, e env) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {e["AZURE_CLIENT_ID"]}, "client_secret": {e["AZURE_CLIENT_SECRET"]},
-		"scope": {"https://management.core.windows.net//.default"}}
-	resp, err := c.Post(e["BERTH_ENDPOINT"]+"/"+e["AZURE_TENANT_ID"]+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", bytes.NewBufferString(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var t struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
-		return "", fmt.Errorf("token: %v (status %d)", err, resp.StatusCode)
-	}
-	return t.AccessToken, nil
-}
-
 // percentile returns the p-th percentile (nearest rank) of ds.
-func percentile(ds []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	return s[max(i-1, 0)]
-}
-
-func freeAddr() (string, error) {
-	for i := 0; i < 50; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		ln.Close()
-		if err == nil {
-			ln2.Close()
-			return "127.0.0.1:" + strconv.Itoa(port), nil
-		}
-	}
-	return "", fmt.Errorf("no free port pair")
-}
-
-var _ = context.Background
+func percentile(ds []time.Duration, p int) time.Duration { return berthrun.Percentile(ds, p) }

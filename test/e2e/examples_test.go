@@ -27,11 +27,6 @@ var identityExamples = []string{
 	"2023-05-01/ContainerGroupEncryptionProperties.json",
 }
 
-// pendingElsewhere are operations another branch is finishing (none now).
-// Their examples are replayed and, once they succeed, checked like every
-// other; while they answer with an error the replay only logs it.
-var pendingElsewhere = map[string]string{}
-
 // replayOrder is the order operations are replayed in, so that each finds
 // what it needs: groups first, then reads, actions, and deletes last.
 var replayOrder = []string{
@@ -224,10 +219,6 @@ func (v *versionRun) send(t *testing.T, ex *publishedExample, overrides map[stri
 	v.mu.Lock()
 	v.ran = append(v.ran, fmt.Sprintf("%-75s %-45s %s %d", label, ex.op.id, req.method, a.status))
 	v.mu.Unlock()
-	if branch := pendingElsewhere[ex.op.id]; branch != "" && !ex.documented(a.status) {
-		t.Logf("TODO(%s): %s %s answers %s; expected to fail until %s is merged", branch, req.method, req.path, a, branch)
-		t.SkipNow()
-	}
 	if !ex.documented(a.status) {
 		t.Fatalf("%s %s: %s; documented: %v", req.method, req.path, a, ex.documentedCodes())
 	}

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	armnetwork "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
@@ -43,16 +40,7 @@ func TestVirtualNetworkWithSDK(t *testing.T) {
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 2*time.Minute)
-	cfg := cloud.Configuration{
-		ActiveDirectoryAuthorityHost: b.env["AZURE_AUTHORITY_HOST"],
-		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]},
-		},
-	}
-	f, err := armnetwork.NewClientFactory(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := s.network(t)
 	vnets, subnets := f.NewVirtualNetworksClient(), f.NewSubnetsClient()
 	if _, err := s.groups.CreateOrUpdate(ctx, "netrg", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -36,17 +34,7 @@ type replayer struct {
 }
 
 func newReplayer(t *testing.T, b *berth, s *sdk) *replayer {
-	cfg := cloud.Configuration{
-		ActiveDirectoryAuthorityHost: b.env["AZURE_AUTHORITY_HOST"],
-		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]},
-		},
-	}
-	f, err := armnetwork.NewClientFactory(b.env["AZURE_SUBSCRIPTION_ID"], s.cred,
-		&arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := s.network(t)
 	return &replayer{b: b, s: s, net: f, images: map[string]string{}}
 }
 

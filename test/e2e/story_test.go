@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	armnetwork "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -32,6 +33,18 @@ type sdk struct {
 	cgs    *aci.ContainerGroupsClient
 	ctrs   *aci.ContainersClient
 	loc    *aci.LocationClient
+	sub    string
+	opts   *arm.ClientOptions // what every ARM client of the test gets
+}
+
+// network returns armnetwork's clients, wired like the others.
+func (s *sdk) network(t *testing.T) *armnetwork.ClientFactory {
+	t.Helper()
+	f, err := armnetwork.NewClientFactory(s.sub, s.cred, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // newSDK wires the SDK as the README tells users to.
@@ -51,7 +64,7 @@ func newSDK(t *testing.T, b *berth) *sdk {
 	}
 	aopts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}}
 	sub := b.env["AZURE_SUBSCRIPTION_ID"]
-	s := &sdk{cred: cred}
+	s := &sdk{cred: cred, sub: sub, opts: aopts}
 	if s.groups, err = armresources.NewResourceGroupsClient(sub, cred, aopts); err != nil {
 		t.Fatal(err)
 	}

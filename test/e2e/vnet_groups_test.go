@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
@@ -33,16 +30,7 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 	s := newSDK(t, b)
 	ctx := ctxT(t, 10*time.Minute)
 	image := pushTestImage(t, b, "vnet/app:v1")
-	cfg := cloud.Configuration{
-		ActiveDirectoryAuthorityHost: b.env["AZURE_AUTHORITY_HOST"],
-		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]},
-		},
-	}
-	f, err := armnetwork.NewClientFactory(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := s.network(t)
 	vnets, profiles := f.NewVirtualNetworksClient(), f.NewProfilesClient()
 	if _, err := s.groups.CreateOrUpdate(ctx, "vnets", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
