@@ -9,6 +9,7 @@ package arm
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -47,27 +48,86 @@ type Request struct {
 	Principal  Principal
 	// Base is the scheme://host the client used, for absolute URLs.
 	Base string
+
+	authz Authorizer
 }
 
 // Param returns a path parameter.
 func (r *Request) Param(name string) string { return r.Params[name] }
 
+// Allowed reports whether the caller may perform action on the resource
+// with id; list handlers keep only the items it allows. Public routes and
+// servers without an Authorizer allow everything.
+func (r *Request) Allowed(action, id string) bool {
+	if r.authz == nil || action == AnyPrincipal {
+		return true
+	}
+	return r.authz.Allowed(r.Context(), r.Principal, action, id)
+}
+
 // HandlerFunc handles one method of one route. A returned error is written
 // as ARM's error envelope (see writeError); nothing may have been written.
 type HandlerFunc func(w http.ResponseWriter, r *Request) error
 
-// Route is one path pattern with its handlers. Pattern segments are literals
-// (matched case-insensitively) or {name} variables.
+// Route is one path pattern with its operations by HTTP method. Pattern
+// segments are literals (matched case-insensitively), {name} variables (one
+// segment) or one {name*} variable (one or more segments, e.g. a role
+// assignment's scope).
 type Route struct {
 	Pattern  string
 	Versions *Versions // nil: no api-version required
-	Public   bool      // true: no authentication
-	Methods  map[string]HandlerFunc
+	Public   bool      // true: no authentication and no authorization
+	Methods  Ops
+}
+
+// Ops are a route's operations by HTTP method.
+type Ops map[string]Op
+
+// Op is one method of one route: the RBAC action it needs and its handler.
+// Every operation of a non-public route declares its action (test/arch and
+// the route-table test in package server check it): authorization happens in
+// one place, Server.serve, before the handler runs.
+type Op struct {
+	// Action is the RBAC action checked at the request's scope (its path),
+	// e.g. "Microsoft.ContainerInstance/containerGroups/read", or
+	// AnyPrincipal.
+	Action string
+	// List marks a list: a caller allowed the action only somewhere below the
+	// scope (say, on one resource group of the subscription listed) gets
+	// through, and the handler keeps what Request.Allowed says it may read.
+	List    bool
+	Handler HandlerFunc
+}
+
+// AnyPrincipal is the Action of operations any authenticated principal of
+// the tenant may call, as ARM treats them (the operations lists, a
+// subscription's own GET is still checked).
+const AnyPrincipal = "*authenticated*"
+
+// Do is an operation needing action.
+func Do(action string, h HandlerFunc) Op { return Op{Action: action, Handler: h} }
+
+// List is a list operation needing action on the listed items.
+func List(action string, h HandlerFunc) Op { return Op{Action: action, List: true, Handler: h} }
+
+// Authorizer decides whether a principal may perform an action at a scope
+// (an ARM resource id or a prefix of one: /subscriptions/{s}[/resourceGroups/
+// {rg}[/providers/…]]). Scopes are compared case-insensitively; an
+// assignment at a scope covers everything below it.
+type Authorizer interface {
+	// Allowed reports whether p may perform action at scope.
+	Allowed(ctx context.Context, p Principal, action, scope string) bool
+	// AllowedBelow reports whether p may perform action at scope or at some
+	// scope below it.
+	AllowedBelow(ctx context.Context, p Principal, action, scope string) bool
 }
 
 // Server is the ARM HTTP handler.
 type Server struct {
-	Auth       Authenticator
+	Auth Authenticator
+	// Authz authorizes every non-public operation (RBAC). Nil allows every
+	// authenticated principal everything (handler unit tests only).
+	Authz      Authorizer
 	Resources  *resources.Service
 	Operations *operation.Tracker
 	Clock      clock.Clock
@@ -80,11 +140,26 @@ type Server struct {
 	routes []*compiledRoute
 }
 
-// Handle adds routes.
+// Handle adds routes. It panics on an operation without a handler, or of
+// a non-public route without an action: authorization cannot be forgotten.
 func (s *Server) Handle(routes ...Route) {
 	for _, rt := range routes {
+		for m, op := range rt.Methods {
+			if op.Handler == nil || (!rt.Public && op.Action == "") {
+				panic("arm: " + m + " " + rt.Pattern + " declares no handler or no RBAC action")
+			}
+		}
 		s.routes = append(s.routes, compile(rt))
 	}
+}
+
+// Routes returns the routes added so far, in matching order.
+func (s *Server) Routes() []Route {
+	out := make([]Route, len(s.routes))
+	for i, c := range s.routes {
+		out[i] = c.Route
+	}
+	return out
 }
 
 // ServeHTTP implements http.Handler.
@@ -125,9 +200,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
 		return apierr.New(apierr.NotFound, "InvalidResourceType", "The resource type could not be found in the namespace for api version '%s'.", hr.URL.Query().Get("api-version"))
 	}
 	method := hr.Method
-	h, ok := matched.Methods[method]
+	op, ok := matched.Methods[method]
 	if !ok && method == http.MethodHead {
-		h, ok = matched.Methods[http.MethodGet]
+		op, ok = matched.Methods[http.MethodGet]
 	}
 	if !ok {
 		w.Header().Set("Allow", matched.allow)
@@ -157,7 +232,43 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
 			return apierr.New(apierr.Unauthenticated, "InvalidAuthenticationTokenTenant", "The access token is from the wrong issuer '%s'. It must match the tenant associated with this subscription.", req.Principal.TenantID)
 		}
 	}
-	return h(w, req)
+	if !matched.Public {
+		if err := s.authorize(req, op); err != nil {
+			return err
+		}
+	}
+	return op.Handler(w, req)
+}
+
+// authorize is the one place ARM requests are authorized: the operation's
+// action at the request's scope (its path), or for a list anywhere below it.
+func (s *Server) authorize(r *Request, op Op) error {
+	if s.Authz == nil {
+		return nil
+	}
+	r.authz = s.Authz
+	if op.Action == AnyPrincipal {
+		return nil
+	}
+	scope := Scope(r.URL.Path)
+	if s.Authz.Allowed(r.Context(), r.Principal, op.Action, scope) {
+		return nil
+	}
+	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, scope) {
+		return nil
+	}
+	return AuthorizationFailed(r.Principal, op.Action, scope)
+}
+
+// Scope is the authorization scope of a request path: the path with empty
+// segments dropped, as "/a/b/c".
+func Scope(path string) string { return "/" + strings.Join(splitPath(path), "/") }
+
+// AuthorizationFailed is ARM's 403 for a principal without action at scope.
+func AuthorizationFailed(p Principal, action, scope string) error {
+	return apierr.New(apierr.Forbidden, "AuthorizationFailed",
+		"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+		p.ObjectID, p.ObjectID, action, scope)
 }
 
 // baseURL is the scheme and host the client used.

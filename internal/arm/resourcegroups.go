@@ -15,18 +15,29 @@ import (
 func (s *Server) coreRoutes() []Route {
 	rv := ResourcesVersions
 	return []Route{
-		{Pattern: "/metadata/endpoints", Public: true, Methods: map[string]HandlerFunc{"GET": s.metadata}},
-		{Pattern: "/subscriptions", Versions: rv, Methods: map[string]HandlerFunc{"GET": s.listSubscriptions}},
-		{Pattern: "/subscriptions/{subscriptionId}", Versions: rv, Methods: map[string]HandlerFunc{"GET": s.getSubscription}},
-		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups", Versions: rv, Methods: map[string]HandlerFunc{"GET": s.listGroups}},
-		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", Versions: rv, Methods: map[string]HandlerFunc{
-			"PUT": s.putGroup, "GET": s.getGroup, "HEAD": s.headGroup, "PATCH": s.patchGroup, "DELETE": s.deleteGroup,
+		{Pattern: "/metadata/endpoints", Public: true, Methods: Ops{"GET": {Handler: s.metadata}}},
+		{Pattern: "/subscriptions", Versions: rv, Methods: Ops{"GET": List(subRead, s.listSubscriptions)}},
+		{Pattern: "/subscriptions/{subscriptionId}", Versions: rv, Methods: Ops{"GET": List(subRead, s.getSubscription)}},
+		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups", Versions: rv, Methods: Ops{"GET": List(rgRead, s.listGroups)}},
+		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", Versions: rv, Methods: Ops{
+			"PUT": Do(rgWrite, s.putGroup), "GET": Do(rgRead, s.getGroup), "HEAD": Do(rgRead, s.headGroup),
+			"PATCH": Do(rgWrite, s.patchGroup), "DELETE": Do(rgDelete, s.deleteGroup),
 		}},
 		// Any api-version: the URL carries the version of the request that
 		// started the operation, whichever provider that was.
-		{Pattern: "/subscriptions/{subscriptionId}/operationresults/{operationId}", Methods: map[string]HandlerFunc{"GET": s.operationResult}},
+		{Pattern: "/subscriptions/{subscriptionId}/operationresults/{operationId}", Methods: Ops{"GET": Do(opRead, s.operationResult)}},
 	}
 }
+
+// RBAC actions of Microsoft.Resources. A subscription's GET is a List: any
+// role anywhere in the subscription lets its holder see it, as in Azure.
+const (
+	subRead  = "Microsoft.Resources/subscriptions/read"
+	rgRead   = "Microsoft.Resources/subscriptions/resourceGroups/read"
+	rgWrite  = "Microsoft.Resources/subscriptions/resourceGroups/write"
+	rgDelete = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+	opRead   = "Microsoft.Resources/subscriptions/operationresults/read"
+)
 
 // HandleCore registers the Microsoft.Resources routes and ARM's own.
 func (s *Server) HandleCore() { s.Handle(s.coreRoutes()...) }

@@ -25,9 +25,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/arm"
-	"github.com/berth-dev/berth/internal/arm/containerinstance"
-	"github.com/berth-dev/berth/internal/arm/containerregistry"
-	armnetwork "github.com/berth-dev/berth/internal/arm/network"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
@@ -199,9 +196,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
-	(&containerinstance.API{ARM: armSrv, Service: svc}).Register()
-	(&containerregistry.API{ARM: armSrv, Service: regs}).Register()
-	(&armnetwork.API{ARM: armSrv, Service: nets}).Register()
+	registerAPIs(armSrv, svc, regs, nets)
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}

@@ -9,13 +9,13 @@ import (
 // actionRoutes are the group's POST actions (restart, stop, start) and
 // outboundNetworkDependenciesEndpoints.
 func (a *API) actionRoutes() []arm.Route {
-	post := func(h arm.HandlerFunc) map[string]arm.HandlerFunc { return map[string]arm.HandlerFunc{"POST": h} }
+	post := func(action string, h arm.HandlerFunc) arm.Ops { return arm.Ops{"POST": arm.Do(action, h)} }
 	return []arm.Route{
-		{Pattern: groupPath + "/restart", Versions: Versions, Methods: post(a.restart)},
-		{Pattern: groupPath + "/stop", Versions: Versions, Methods: post(a.stop)},
-		{Pattern: groupPath + "/start", Versions: Versions, Methods: post(a.start)},
+		{Pattern: groupPath + "/restart", Versions: Versions, Methods: post(ns+"/containerGroups/restart/action", a.restart)},
+		{Pattern: groupPath + "/stop", Versions: Versions, Methods: post(ns+"/containerGroups/stop/action", a.stop)},
+		{Pattern: groupPath + "/start", Versions: Versions, Methods: post(ns+"/containerGroups/start/action", a.start)},
 		{Pattern: groupPath + "/outboundNetworkDependenciesEndpoints", Versions: Versions,
-			Methods: map[string]arm.HandlerFunc{"GET": a.outboundEndpoints}},
+			Methods: arm.Ops{"GET": arm.Do(ns+"/containerGroups/outboundNetworkDependenciesEndpoints/read", a.outboundEndpoints)}},
 	}
 }
 

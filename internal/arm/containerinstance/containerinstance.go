@@ -46,18 +46,27 @@ const (
 	groupPath = rgPath + "/containerGroups/{containerGroupName}"
 )
 
+// RBAC actions (Microsoft.ContainerInstance's operations list names them).
+const (
+	ns        = "Microsoft.ContainerInstance"
+	actRead   = ns + "/containerGroups/read"
+	actWrite  = ns + "/containerGroups/write"
+	actDelete = ns + "/containerGroups/delete"
+)
+
 // Register adds the routes to the ARM server: the table reads on one
 // screen; each feature's handlers live in their own file.
 func (a *API) Register() {
 	a.ARM.Handle(
-		arm.Route{Pattern: provPath + "/containerGroups", Versions: Versions, Methods: map[string]arm.HandlerFunc{"GET": a.listSubscription}},
-		arm.Route{Pattern: rgPath + "/containerGroups", Versions: Versions, Methods: map[string]arm.HandlerFunc{"GET": a.listGroup}},
-		arm.Route{Pattern: groupPath, Versions: Versions, Methods: map[string]arm.HandlerFunc{
-			"PUT": a.put, "GET": a.get, "PATCH": a.patch, "DELETE": a.delete}},
+		arm.Route{Pattern: provPath + "/containerGroups", Versions: Versions, Methods: arm.Ops{"GET": arm.List(actRead, a.listSubscription)}},
+		arm.Route{Pattern: rgPath + "/containerGroups", Versions: Versions, Methods: arm.Ops{"GET": arm.List(actRead, a.listGroup)}},
+		arm.Route{Pattern: groupPath, Versions: Versions, Methods: arm.Ops{
+			"PUT": arm.Do(actWrite, a.put), "GET": arm.Do(actRead, a.get),
+			"PATCH": arm.Do(actWrite, a.patch), "DELETE": arm.Do(actDelete, a.delete)}},
 		arm.Route{Pattern: groupPath + "/containers/{containerName}/logs", Versions: Versions,
-			Methods: map[string]arm.HandlerFunc{"GET": a.logs}},
+			Methods: arm.Ops{"GET": arm.Do(ns+"/containerGroups/containers/logs/read", a.logs)}},
 		arm.Route{Pattern: provPath + "/locations/{location}/operations/{operationId}",
-			Versions: operationVersions, Methods: map[string]arm.HandlerFunc{"GET": a.operation}},
+			Versions: operationVersions, Methods: arm.Ops{"GET": arm.Do(ns+"/locations/operations/read", a.operation)}},
 	)
 	a.ARM.Handle(a.execRoutes()...)
 	a.ARM.Handle(a.actionRoutes()...)

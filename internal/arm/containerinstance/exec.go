@@ -13,9 +13,9 @@ import (
 func (a *API) execRoutes() []arm.Route {
 	return []arm.Route{
 		{Pattern: groupPath + "/containers/{containerName}/exec", Versions: Versions,
-			Methods: map[string]arm.HandlerFunc{"POST": a.exec}},
+			Methods: arm.Ops{"POST": arm.Do(ns+"/containerGroups/containers/exec/action", a.exec)}},
 		{Pattern: groupPath + "/containers/{containerName}/attach", Versions: Versions,
-			Methods: map[string]arm.HandlerFunc{"POST": a.attach}},
+			Methods: arm.Ops{"POST": arm.Do(ns+"/containerGroups/containers/attach/action", a.attach)}},
 	}
 }
 

@@ -10,14 +10,14 @@ import (
 // capabilities), the operations list and the subnet
 // service-association-link delete.
 func (a *API) locationRoutes() []arm.Route {
-	get := func(h arm.HandlerFunc) map[string]arm.HandlerFunc { return map[string]arm.HandlerFunc{"GET": h} }
+	get := func(action string, h arm.HandlerFunc) arm.Ops { return arm.Ops{"GET": arm.Do(action, h)} }
 	return []arm.Route{
-		{Pattern: provPath + "/locations/{location}/usages", Versions: Versions, Methods: get(a.usages)},
-		{Pattern: provPath + "/locations/{location}/cachedImages", Versions: Versions, Methods: get(a.cachedImages)},
-		{Pattern: provPath + "/locations/{location}/capabilities", Versions: Versions, Methods: get(a.capabilities)},
-		{Pattern: "/providers/Microsoft.ContainerInstance/operations", Versions: Versions, Methods: get(a.operations)},
+		{Pattern: provPath + "/locations/{location}/usages", Versions: Versions, Methods: get(ns+"/locations/usages/read", a.usages)},
+		{Pattern: provPath + "/locations/{location}/cachedImages", Versions: Versions, Methods: get(ns+"/locations/cachedImages/read", a.cachedImages)},
+		{Pattern: provPath + "/locations/{location}/capabilities", Versions: Versions, Methods: get(ns+"/locations/capabilities/read", a.capabilities)},
+		{Pattern: "/providers/Microsoft.ContainerInstance/operations", Versions: Versions, Methods: get(arm.AnyPrincipal, a.operations)},
 		{Pattern: subPath + "/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets/{subnetName}/providers/Microsoft.ContainerInstance/serviceAssociationLinks/default",
-			Versions: Versions, Methods: map[string]arm.HandlerFunc{"DELETE": a.deleteServiceAssociationLink}},
+			Versions: Versions, Methods: arm.Ops{"DELETE": arm.Do(ns+"/serviceAssociationLinks/delete", a.deleteServiceAssociationLink)}},
 	}
 }
 

@@ -59,16 +59,24 @@ const (
 	profilePath  = profilesPath + "/{containerGroupProfileName}"
 )
 
+// RBAC actions of containerGroupProfiles.
+const (
+	profRead   = ns + "/containerGroupProfiles/read"
+	profWrite  = ns + "/containerGroupProfiles/write"
+	profDelete = ns + "/containerGroupProfiles/delete"
+)
+
 func (a *API) profileRoutes() []arm.Route {
 	return []arm.Route{
 		{Pattern: provPath + "/containerGroupProfiles", Versions: profileVersions,
-			Methods: map[string]arm.HandlerFunc{"GET": a.listProfilesSubscription}},
-		{Pattern: profilesPath, Versions: profileVersions, Methods: map[string]arm.HandlerFunc{"GET": a.listProfilesGroup}},
-		{Pattern: profilePath, Versions: profileVersions, Methods: map[string]arm.HandlerFunc{
-			"PUT": a.putProfile, "GET": a.getProfile, "PATCH": a.patchProfile, "DELETE": a.deleteProfile}},
-		{Pattern: profilePath + "/revisions", Versions: profileVersions, Methods: map[string]arm.HandlerFunc{"GET": a.listProfileRevisions}},
+			Methods: arm.Ops{"GET": arm.List(profRead, a.listProfilesSubscription)}},
+		{Pattern: profilesPath, Versions: profileVersions, Methods: arm.Ops{"GET": arm.List(profRead, a.listProfilesGroup)}},
+		{Pattern: profilePath, Versions: profileVersions, Methods: arm.Ops{
+			"PUT": arm.Do(profWrite, a.putProfile), "GET": arm.Do(profRead, a.getProfile),
+			"PATCH": arm.Do(profWrite, a.patchProfile), "DELETE": arm.Do(profDelete, a.deleteProfile)}},
+		{Pattern: profilePath + "/revisions", Versions: profileVersions, Methods: arm.Ops{"GET": arm.Do(profRead, a.listProfileRevisions)}},
 		{Pattern: profilePath + "/revisions/{revisionNumber}", Versions: profileVersions,
-			Methods: map[string]arm.HandlerFunc{"GET": a.getProfileRevision}},
+			Methods: arm.Ops{"GET": arm.Do(profRead, a.getProfileRevision)}},
 	}
 }
 

@@ -33,19 +33,21 @@ type API struct {
 func (a *API) Register() {
 	const base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerRegistry/registries"
 	const one = base + "/{registryName}"
-	post := func(h arm.HandlerFunc) map[string]arm.HandlerFunc { return map[string]arm.HandlerFunc{"POST": h} }
+	const ns = "Microsoft.ContainerRegistry/registries"
+	post := func(action string, h arm.HandlerFunc) arm.Ops { return arm.Ops{"POST": arm.Do(ns+action, h)} }
 	a.ARM.Handle(
 		arm.Route{Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.ContainerRegistry/registries", Versions: Versions,
-			Methods: map[string]arm.HandlerFunc{"GET": a.listSubscription}},
+			Methods: arm.Ops{"GET": arm.List(ns+"/read", a.listSubscription)}},
 		arm.Route{Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.ContainerRegistry/checkNameAvailability", Versions: Versions,
-			Methods: post(a.checkName)},
-		arm.Route{Pattern: base, Versions: Versions, Methods: map[string]arm.HandlerFunc{"GET": a.listGroup}},
-		arm.Route{Pattern: one, Versions: Versions, Methods: map[string]arm.HandlerFunc{
-			"PUT": a.put, "GET": a.get, "PATCH": a.patch, "DELETE": a.delete}},
-		arm.Route{Pattern: one + "/listCredentials", Versions: Versions, Methods: post(a.listCredentials)},
-		arm.Route{Pattern: one + "/regenerateCredential", Versions: Versions, Methods: post(a.regenerate)},
-		arm.Route{Pattern: one + "/listUsages", Versions: Versions, Methods: map[string]arm.HandlerFunc{"GET": a.usages}},
-		arm.Route{Pattern: one + "/importImage", Versions: Versions, Methods: post(a.importImage)},
+			Methods: arm.Ops{"POST": arm.Do("Microsoft.ContainerRegistry/checkNameAvailability/read", a.checkName)}},
+		arm.Route{Pattern: base, Versions: Versions, Methods: arm.Ops{"GET": arm.List(ns+"/read", a.listGroup)}},
+		arm.Route{Pattern: one, Versions: Versions, Methods: arm.Ops{
+			"PUT": arm.Do(ns+"/write", a.put), "GET": arm.Do(ns+"/read", a.get),
+			"PATCH": arm.Do(ns+"/write", a.patch), "DELETE": arm.Do(ns+"/delete", a.delete)}},
+		arm.Route{Pattern: one + "/listCredentials", Versions: Versions, Methods: post("/listCredentials/action", a.listCredentials)},
+		arm.Route{Pattern: one + "/regenerateCredential", Versions: Versions, Methods: post("/regenerateCredential/action", a.regenerate)},
+		arm.Route{Pattern: one + "/listUsages", Versions: Versions, Methods: arm.Ops{"GET": arm.Do(ns+"/listUsages/read", a.usages)}},
+		arm.Route{Pattern: one + "/importImage", Versions: Versions, Methods: post("/importImage/action", a.importImage)},
 	)
 }
 

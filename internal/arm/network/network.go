@@ -44,19 +44,32 @@ func (a *API) Register() {
 	const rg = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
 	const vn = rg + "/virtualNetworks/{vnet}"
 	const np = rg + "/networkProfiles/{profile}"
-	type m = map[string]arm.HandlerFunc
+	const (
+		n      = "Microsoft.Network/"
+		vnR    = n + "virtualNetworks/read"
+		vnW    = n + "virtualNetworks/write"
+		vnD    = n + "virtualNetworks/delete"
+		snR    = n + "virtualNetworks/subnets/read"
+		snW    = n + "virtualNetworks/subnets/write"
+		snD    = n + "virtualNetworks/subnets/delete"
+		npR    = n + "networkProfiles/read"
+		npW    = n + "networkProfiles/write"
+		npD    = n + "networkProfiles/delete"
+		opRead = n + "locations/operations/read"
+	)
+	do, list := arm.Do, arm.List
 	v := Versions
 	a.ARM.Handle(
-		arm.Route{Pattern: sub + "/virtualNetworks", Versions: v, Methods: m{"GET": a.listVnets}},
-		arm.Route{Pattern: rg + "/virtualNetworks", Versions: v, Methods: m{"GET": a.listVnets}},
-		arm.Route{Pattern: vn, Versions: v, Methods: m{"PUT": a.putVnet, "GET": a.getVnet, "PATCH": a.patchVnet, "DELETE": a.deleteVnet}},
-		arm.Route{Pattern: vn + "/subnets", Versions: v, Methods: m{"GET": a.listSubnets}},
-		arm.Route{Pattern: vn + "/subnets/{subnet}", Versions: v, Methods: m{"PUT": a.putSubnet, "GET": a.getSubnet, "DELETE": a.deleteSubnet}},
-		arm.Route{Pattern: sub + "/networkProfiles", Versions: v, Methods: m{"GET": a.listProfiles}},
-		arm.Route{Pattern: rg + "/networkProfiles", Versions: v, Methods: m{"GET": a.listProfiles}},
-		arm.Route{Pattern: np, Versions: v, Methods: m{"PUT": a.putProfile, "GET": a.getProfile, "PATCH": a.patchProfile, "DELETE": a.deleteProfile}},
-		arm.Route{Pattern: sub + "/locations/{location}/operations/{operationId}", Versions: v, Methods: m{"GET": a.operation}},
-		arm.Route{Pattern: sub + "/locations/{location}/operationResults/{operationId}", Versions: v, Methods: m{"GET": a.operationResult}},
+		arm.Route{Pattern: sub + "/virtualNetworks", Versions: v, Methods: arm.Ops{"GET": list(vnR, a.listVnets)}},
+		arm.Route{Pattern: rg + "/virtualNetworks", Versions: v, Methods: arm.Ops{"GET": list(vnR, a.listVnets)}},
+		arm.Route{Pattern: vn, Versions: v, Methods: arm.Ops{"PUT": do(vnW, a.putVnet), "GET": do(vnR, a.getVnet), "PATCH": do(vnW, a.patchVnet), "DELETE": do(vnD, a.deleteVnet)}},
+		arm.Route{Pattern: vn + "/subnets", Versions: v, Methods: arm.Ops{"GET": do(snR, a.listSubnets)}},
+		arm.Route{Pattern: vn + "/subnets/{subnet}", Versions: v, Methods: arm.Ops{"PUT": do(snW, a.putSubnet), "GET": do(snR, a.getSubnet), "DELETE": do(snD, a.deleteSubnet)}},
+		arm.Route{Pattern: sub + "/networkProfiles", Versions: v, Methods: arm.Ops{"GET": list(npR, a.listProfiles)}},
+		arm.Route{Pattern: rg + "/networkProfiles", Versions: v, Methods: arm.Ops{"GET": list(npR, a.listProfiles)}},
+		arm.Route{Pattern: np, Versions: v, Methods: arm.Ops{"PUT": do(npW, a.putProfile), "GET": do(npR, a.getProfile), "PATCH": do(npW, a.patchProfile), "DELETE": do(npD, a.deleteProfile)}},
+		arm.Route{Pattern: sub + "/locations/{location}/operations/{operationId}", Versions: v, Methods: arm.Ops{"GET": do(opRead, a.operation)}},
+		arm.Route{Pattern: sub + "/locations/{location}/operationResults/{operationId}", Versions: v, Methods: arm.Ops{"GET": do(opRead, a.operationResult)}},
 	)
 }
 
