@@ -25,9 +25,13 @@ const (
 // PrincipalKind says what a principal is.
 type PrincipalKind string
 
-// Principal kinds. Managed identities will join service principals.
+// Principal kinds.
 const (
 	KindServicePrincipal PrincipalKind = "ServicePrincipal"
+	// KindManagedIdentity is a user-assigned identity or a resource's system
+	// identity: no secrets; its tokens come from IssueFor (the metadata
+	// endpoint, pulls by identity).
+	KindManagedIdentity PrincipalKind = "ManagedIdentity"
 )
 
 // Principal is an identity that can obtain tokens.
@@ -37,6 +41,7 @@ type Principal struct {
 	ClientID    string        `json:"clientId"` // the application (client) ID, a token's appid
 	ObjectID    string        `json:"objectId"` // a token's oid and sub
 	DisplayName string        `json:"displayName"`
+	ResourceID  string        `json:"resourceId,omitempty"` // a managed identity's ARM id
 }
 
 // tenantRecord is a stored tenant.

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/clock"
@@ -111,6 +112,9 @@ type Service struct {
 	key     *signingKey
 	hosts   map[string]bool
 	tenants map[string]bool // lower-case tenant IDs
+
+	mu   sync.RWMutex
+	live livePrincipals
 }
 
 // New opens the token service, creating on first start the signing key, the
@@ -135,6 +139,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.key = key
 	if err := s.bootstrap(context.Background()); err != nil {
+		return nil, err
+	}
+	if err := s.loadLive(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -572,3 +572,97 @@ func TestVerify(t *testing.T) {
 	_, err = s.Verify(future, AudienceARM)
 	check("not yet valid", err, ErrInvalidToken)
 }
+
+func TestPrincipalsCreateDeleteRevoke(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t)
+	p, secret, err := s.CreateServicePrincipal(ctx, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != KindServicePrincipal || !s.Live(p.ObjectID) || len(secret) != 40 {
+		t.Fatalf("created %+v (secret of %d chars)", p, len(secret))
+	}
+	if _, err := s.CheckClientSecret(ctx, p.ClientID, secret); err != nil {
+		t.Fatalf("new secret refused: %v", err)
+	}
+	second, _, err := s.AddSecret(ctx, p.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CheckClientSecret(ctx, p.ClientID, second); err != nil {
+		t.Fatalf("added secret refused: %v", err)
+	}
+	tok, err := s.IssueToken(ctx, p.ClientID, AudienceARM, "127.0.0.1:7443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(tok, AudienceARM); err != nil {
+		t.Fatalf("token of a live principal: %v", err)
+	}
+	if got, err := s.PrincipalByObjectID(ctx, p.ObjectID); err != nil || got.ClientID != p.ClientID {
+		t.Fatalf("by object id: %+v %v", got, err)
+	}
+	if err := s.DeletePrincipal(ctx, p.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(tok, AudienceARM); !errors.Is(err, ErrRevoked) || !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("token of a deleted principal: %v", err)
+	}
+	if _, err := s.CheckClientSecret(ctx, p.ClientID, secret); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("secret of a deleted principal: %v", err)
+	}
+	if err := s.DeletePrincipal(ctx, p.ObjectID); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if err := s.DeletePrincipal(ctx, DefaultObjectID); !errors.Is(err, ErrDefaultPrincipal) {
+		t.Fatalf("default principal delete: %v", err)
+	}
+}
+
+func TestManagedIdentityTokens(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t)
+	const rid = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"
+	mi, err := s.CreateManagedIdentity(ctx, rid, "id1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.CreateManagedIdentity(ctx, strings.ToUpper(rid), "id1")
+	if err != nil || again != mi {
+		t.Fatalf("not idempotent: %+v vs %+v (%v)", again, mi, err)
+	}
+	if _, _, err := s.AddSecret(ctx, mi.ClientID); err == nil {
+		t.Fatal("a managed identity got a secret")
+	}
+	tok, c, err := s.IssueFor(ctx, mi.ClientID, "https://management.azure.com", "https://127.0.0.1:7443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MIResID != rid || c.ObjectID != mi.ObjectID || c.AppID != mi.ClientID || c.Audience != AudienceARMAlt {
+		t.Fatalf("claims: %+v", c)
+	}
+	if _, err := s.Verify(tok, AudienceARMAlt); err != nil {
+		t.Fatalf("managed identity token: %v", err)
+	}
+	list, err := s.ListPrincipals(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if err := s.DeletePrincipal(ctx, mi.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(tok, AudienceARMAlt); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("deleted identity's token: %v", err)
+	}
+}
+
+// newTestService is a Service on an in-memory store that accepts any host.
+func newTestService(t *testing.T) *Service {
+	t.Helper()
+	s, err := New(Config{Store: memory.New(), KeyDir: t.TempDir(), Clock: clock.NewFake(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -29,6 +29,8 @@ type Claims struct {
 	Version   string `json:"ver"`   // "1.0" (v1 and ADFS endpoints) or "2.0"
 	UTI       string `json:"uti"`
 	JTI       string `json:"jti"`
+	// MIResID is a managed identity's resource id (Entra's xms_mirid).
+	MIResID string `json:"xms_mirid,omitempty"`
 }
 
 // ExpiresAt returns exp as a time.
@@ -78,6 +80,10 @@ func (s *Service) issue(p Principal, aud, base, flavour string) (string, *Claims
 		Version:   ver,
 		UTI:       strings.ReplaceAll(id, "-", ""),
 		JTI:       id,
+		MIResID:   p.ResourceID,
+	}
+	if p.Kind == KindManagedIdentity {
+		c.AppIDACR, c.AZPACR = "2", "2" // as Entra marks managed identities
 	}
 	tok, err := signJWT(s.key, c)
 	if err != nil {
@@ -100,6 +106,23 @@ func (s *Service) IssueToken(ctx context.Context, clientID, resource, host strin
 	}
 	tok, _, err := s.issue(rec.Principal, aud, "https://"+strings.ToLower(host), flavourV2)
 	return tok, err
+}
+
+// IssueFor issues an access token for the principal with clientID (a
+// managed identity, typically) and resource, without a secret: for berth's
+// own callers that have established the right to it (the instance metadata
+// endpoint of the identity's group, pulls by identity). base is the issuer
+// base the token is for, "https://HOST:PORT".
+func (s *Service) IssueFor(ctx context.Context, clientID, resource, base string) (string, *Claims, error) {
+	aud, ok := resources[normAudience(resource)]
+	if !ok {
+		return "", nil, fmt.Errorf("identity: unknown resource %q", resource)
+	}
+	rec, err := s.principal(ctx, clientID)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.issue(rec.Principal, aud, strings.TrimRight(strings.ToLower(base), "/"), flavourV1)
 }
 
 // Verify checks an access token: RS256 signature by a key of this service
@@ -137,6 +160,9 @@ func (s *Service) Verify(token string, audiences ...string) (*Claims, error) {
 	if exp := time.Unix(c.Expiry, 0); !now.Add(-clockSkew).Before(exp) {
 		return nil, tokenErr(ErrTokenExpired, "token expired at %s, current time is %s",
 			exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if !s.Live(c.ObjectID) {
+		return nil, tokenErr(ErrRevoked, "the principal %q no longer exists", c.ObjectID)
 	}
 	want := normAudience(c.Audience)
 	for _, a := range audiences {

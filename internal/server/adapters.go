@@ -73,9 +73,12 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 }
 
 // Current says whether the credential behind a registry token still holds:
-// an admin user must still be enabled with that password; service
-// principals and Entra identities cannot be removed yet.
+// an admin user must still be enabled with that password; a service
+// principal or managed identity must still exist.
 func (a registryAuth) Current(ctx context.Context, p registry.Principal) error {
+	if p.ObjectID != "" && !a.ids.Live(p.ObjectID) {
+		return fmt.Errorf("%w: the principal %s no longer exists", registry.ErrInvalidCredentials, p.ObjectID)
+	}
 	if gen, ok := strings.CutPrefix(p.Revision, adminRevision); ok {
 		if a.svc == nil || !a.svc.AdminCurrent(a.registry, gen) {
 			return fmt.Errorf("%w: the admin user's password changed or the admin user was disabled", registry.ErrInvalidCredentials)
