@@ -37,6 +37,9 @@
 //	alloc MB          allocates MB MiB and writes to every page, prints
 //	                  "allocated MB MiB", exits 0 (killed instead if over
 //	                  its memory limit).
+//	acr-repos URL     with the group's managed identity (the instance
+//	                  metadata endpoint, through azidentity), lists the
+//	                  repositories of the registry at URL (see acr.go).
 //
 // SIGTERM and SIGINT make every mode exit at once with code 0.
 package main
@@ -162,6 +165,8 @@ func run(mode string, args []string) int {
 			return 2
 		}
 		return alloc(mb)
+	case "acr-repos":
+		return acrRepos(first(args))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
 		return 2
