@@ -14,7 +14,9 @@ import (
 
 type fakeGroups map[string]GroupIdentities
 
-func (f fakeGroups) Identities(_ context.Context, id string) (GroupIdentities, error) { return f[id], nil }
+func (f fakeGroups) Identities(_ context.Context, id string) (GroupIdentities, error) {
+	return f[id], nil
+}
 
 type fakeTokens struct {
 	clk    *clock.Fake
