@@ -29,6 +29,7 @@ import (
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/imds"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/registries"
@@ -196,6 +197,23 @@ func Run(ctx context.Context, o Options) (err error) {
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
+	// Managed identities of groups: the metadata endpoint at
+	// 169.254.169.254:80 inside every group, pulls by identity, and berth's
+	// ARM endpoint forwarded into every group at the host's address
+	// (decisions.md).
+	base := "https://" + dir.Config.Addr
+	gids := groupIdentities{ids: ids, base: base, client: &http.Client{Transport: registryTransport(dir)}}
+	svc.Identities, svc.Pull = gids, gids
+	meta := &imds.Server{Groups: imdsGroups{svc}, Tokens: imdsTokens{ids: ids, base: base}, Clock: clk,
+		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
+	closers = append(closers, meta.Close)
+	if err := rt.AddForward(containerd.Forward{Listen: imds.Address, Serve: meta.Serve}); err != nil {
+		return err
+	}
+	armInGroups := inGroupAddr(dir.Config.Addr)
+	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {
+		return err
+	}
 	registerAPIs(armSrv, svc, regs, nets)
 	if err := svc.Start(ctx); err != nil {
 		return err
