@@ -29,6 +29,7 @@ import (
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/registries"
@@ -196,8 +197,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
-	registerAPIs(armSrv, svc, regs, nets)
+	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids, Log: log.With("part", "msi")}
+	registerAPIs(armSrv, svc, regs, nets, mis)
 	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	if err := mis.Start(ctx); err != nil {
 		return err
 	}
 	closers = append(closers, svc.Close)
