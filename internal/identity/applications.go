@@ -210,3 +210,13 @@ func (s *Service) PasswordCredentials(ctx context.Context, clientID string) ([]P
 func (c secretRecord) credential() PasswordCredential {
 	return PasswordCredential{KeyID: c.KeyID, DisplayName: c.DisplayName, Hint: c.Hint, Start: c.CreatedAt, End: c.ExpiresAt}
 }
+
+// SetDisplayName renames the application (and service principal) with
+// clientID.
+func (s *Service) SetDisplayName(ctx context.Context, clientID, name string) error {
+	_, err := s.updateRecord(ctx, clientID, func(rec *principalRecord) error {
+		rec.DisplayName = name
+		return nil
+	})
+	return err
+}

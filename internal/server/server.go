@@ -28,6 +28,7 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
+	"github.com/berth-dev/berth/internal/graph"
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
@@ -237,6 +238,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 
 	front.identity = ids
+	front.graph = &graph.Handler{IDs: ids}
 	front.arm = armSrv
 	front.terminal = &terminal.Handler{Sessions: svc, Log: log.With("part", "terminal")}
 	ready.Store(true)
@@ -314,6 +316,7 @@ func aliases(addr string) []string {
 type frontDoor struct {
 	ready    *atomic.Bool
 	identity *identity.Service
+	graph    http.Handler // Microsoft Graph subset (/v1.0/…)
 	arm      *arm.Server
 	terminal http.Handler // exec/attach websockets: given the raw connection
 }
@@ -343,6 +346,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if identity.Match(r.URL.Path) {
 		f.identity.ServeHTTP(w, r)
+		return
+	}
+	if graph.Match(r.URL.Path) {
+		f.graph.ServeHTTP(w, r)
 		return
 	}
 	f.arm.ServeHTTP(w, r)
