@@ -32,6 +32,10 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 		return arm.Principal{TenantID: c.TenantID, ObjectID: c.ObjectID, ClientID: c.AppID}, nil
 	case errors.Is(err, identity.ErrTokenExpired):
 		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.")
+	case errors.Is(err, identity.ErrWrongTenant):
+		authority := "https://" + r.Host + "/" + identity.DefaultTenantID
+		return arm.Principal{}, &apierr.Error{Class: apierr.Unauthenticated, Code: "InvalidAuthenticationTokenTenant", Err: err, Message: "The access token is from the wrong issuer. It must match the tenant '" +
+			authority + "/' associated with this subscription. Please use the authority (URL) '" + authority + "' to get the token."}
 	case errors.Is(err, identity.ErrWrongAudience):
 		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
 	default:

@@ -13,18 +13,17 @@ import (
 
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/msi"
 )
 
 // groupIdentities gives container groups their managed identities from the
 // token service: system identities are principals made per group (keyed by
-// the group's ARM id), user-assigned identities are looked up by their ARM
-// id among the managed-identity principals. It implements aci.Identities
-// and aci.IdentityPull.
-//
-// TODO(lead): once Microsoft.ManagedIdentity (internal/msi) is merged,
-// UserAssigned should ask msi's lookup instead of scanning the principals.
+// the group's ARM id), user-assigned identities are the
+// Microsoft.ManagedIdentity resources (package msi). It implements
+// aci.Identities and aci.IdentityPull.
 type groupIdentities struct {
 	ids *identity.Service
+	mis *msi.Service
 	// base is the issuer base of tokens berth mints for identities
 	// ("https://" + berth's ARM address).
 	base string
@@ -53,24 +52,15 @@ func (g groupIdentities) DeleteSystem(ctx context.Context, objectID string) erro
 	return err
 }
 
-// userAssignedType marks the ARM ids of user-assigned identities (system
-// identities are keyed by their resource's id).
-const userAssignedType = "/providers/microsoft.managedidentity/userassignedidentities/"
-
 func (g groupIdentities) UserAssigned(ctx context.Context, resourceID string) (aci.Principal, error) {
-	if !strings.Contains(strings.ToLower(resourceID), userAssignedType) {
+	mi, err := g.mis.Get(ctx, resourceID)
+	if errors.Is(err, msi.ErrNotFound) {
 		return aci.Principal{}, aci.ErrIdentityNotFound
 	}
-	ps, err := g.ids.ListPrincipals(ctx)
 	if err != nil {
 		return aci.Principal{}, err
 	}
-	for _, p := range ps {
-		if p.Kind == identity.KindManagedIdentity && strings.EqualFold(p.ResourceID, resourceID) {
-			return aci.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID}, nil
-		}
-	}
-	return aci.Principal{}, aci.ErrIdentityNotFound
+	return aci.Principal{ObjectID: mi.PrincipalID, ClientID: mi.ClientID, TenantID: mi.TenantID}, nil
 }
 
 // nullGUID is the user name that marks an ACR refresh token as password.

@@ -28,8 +28,10 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
+	"github.com/berth-dev/berth/internal/graph"
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/imds"
+	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/registries"
@@ -202,7 +204,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	// ARM endpoint forwarded into every group at the host's address
 	// (decisions.md).
 	base := "https://" + dir.Config.Addr
-	gids := groupIdentities{ids: ids, base: base, client: &http.Client{Transport: registryTransport(dir)}}
+	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids, Log: log.With("part", "msi")}
+	gids := groupIdentities{ids: ids, mis: mis, base: base, client: &http.Client{Transport: registryTransport(dir)}}
 	svc.Identities, svc.Pull = gids, gids
 	meta := &imds.Server{Groups: imdsGroups{svc}, Tokens: imdsTokens{ids: ids, base: base}, Clock: clk,
 		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
@@ -214,8 +217,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {
 		return err
 	}
-	registerAPIs(armSrv, svc, regs, nets)
+	registerAPIs(armSrv, svc, regs, nets, mis)
 	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	if err := mis.Start(ctx); err != nil {
 		return err
 	}
 	closers = append(closers, svc.Close)
@@ -250,6 +256,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 
 	front.identity = ids
+	front.graph = &graph.Handler{IDs: ids}
 	front.arm = armSrv
 	front.terminal = &terminal.Handler{Sessions: svc, Log: log.With("part", "terminal")}
 	ready.Store(true)
@@ -327,6 +334,7 @@ func aliases(addr string) []string {
 type frontDoor struct {
 	ready    *atomic.Bool
 	identity *identity.Service
+	graph    http.Handler // Microsoft Graph subset (/v1.0/…)
 	arm      *arm.Server
 	terminal http.Handler // exec/attach websockets: given the raw connection
 }
@@ -356,6 +364,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if identity.Match(r.URL.Path) {
 		f.identity.ServeHTTP(w, r)
+		return
+	}
+	if graph.Match(r.URL.Path) {
+		f.graph.ServeHTTP(w, r)
 		return
 	}
 	f.arm.ServeHTTP(w, r)

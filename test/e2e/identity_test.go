@@ -14,38 +14,27 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 	acr "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerregistry/armcontainerregistry/v3"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
 
-	"github.com/berth-dev/berth/internal/datadir"
-	"github.com/berth-dev/berth/internal/identity"
-	"github.com/berth-dev/berth/internal/store/bolt"
 )
 
-// createUserIdentity makes a user-assigned identity's principal directly in
-// berth's directory (berth stopped meanwhile), until the
-// Microsoft.ManagedIdentity resource can make it through ARM.
-func createUserIdentity(t *testing.T, b *berth, resourceID string) identity.Principal {
+// createUserIdentity creates a user-assigned identity through ARM
+// (armmsi), as a user's code would.
+func createUserIdentity(ctx context.Context, t *testing.T, b *berth, s *sdk, rg, name string) armmsi.Identity {
 	t.Helper()
-	b.stop()
-	defer b.start()
-	dir, err := datadir.Open(b.dataDir, "")
+	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
+	c, err := armmsi.NewUserAssignedIdentitiesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred,
+		&arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := bolt.Open(dir.StatePath())
+	r, err := c.CreateOrUpdate(ctx, rg, name, armmsi.Identity{Location: to.Ptr("westeurope")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ids, err := identity.New(identity.Config{Store: st, KeyDir: dir.IdentityDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ids.CreateManagedIdentity(context.Background(), resourceID, resourceID[strings.LastIndex(resourceID, "/")+1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return r.Identity
 }
 
 // imdsGroup runs the test image's imds mode once (restart policy Never).
@@ -83,9 +72,11 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 	s := newSDK(t, b)
 	ctx := ctxT(t, 10*time.Minute)
 	sub := b.env["AZURE_SUBSCRIPTION_ID"]
-	uaiID := "/subscriptions/" + sub + "/resourceGroups/rg-mi/providers/Microsoft.ManagedIdentity/userAssignedIdentities/puller"
-	uai := createUserIdentity(t, b, uaiID)
-	s = newSDK(t, b)
+	if _, err := s.groups.CreateOrUpdate(ctx, "rg-mi", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	uai := createUserIdentity(ctx, t, b, s, "rg-mi", "puller")
+	uaiID := *uai.ID
 
 	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
 		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
@@ -94,9 +85,6 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll := &runtime.PollUntilDoneOptions{Frequency: time.Second}
-	if _, err := s.groups.CreateOrUpdate(ctx, "rg-mi", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
-		t.Fatal(err)
-	}
 	p, err := regs.BeginCreate(ctx, "rg-mi", "privatereg", acr.Registry{Location: to.Ptr("westeurope"),
 		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(false)}}, nil)
 	if err != nil {
@@ -135,7 +123,7 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 		UserAssignedIdentities: map[string]*aci.UserAssignedIdentities{uaiID: {}}}
 	created := createGroup(t, s, "rg-mi", "mi-app", imdsGroup(b, image,
 		[]*aci.ImageRegistryCredential{{Server: to.Ptr(login), Identity: to.Ptr(uaiID)}}, id))
-	if u := created.Identity.UserAssignedIdentities[uaiID]; u == nil || *u.PrincipalID != uai.ObjectID || *u.ClientID != uai.ClientID {
+	if u := created.Identity.UserAssignedIdentities[uaiID]; u == nil || *u.PrincipalID != *uai.Properties.PrincipalID || *u.ClientID != *uai.Properties.ClientID {
 		t.Fatalf("user identity rendered as %+v", created.Identity)
 	}
 	waitGroupState(t, s, "rg-mi", "mi-app", "Succeeded")
