@@ -41,8 +41,9 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 
 // registryAuth authenticates registry clients: service principals with
 // their client id and secret (ACR's service-principal login), the
-// registry's admin user when it is enabled, and Entra ID tokens for the
-// /oauth2/exchange flow.
+// registry's admin user when it is enabled, its tokens (registries/tokens:
+// token name and password, scoped to the token's scope map), and Entra ID
+// tokens for the /oauth2/exchange flow.
 type registryAuth struct {
 	ids      *identity.Service
 	svc      *registries.Service // nil: no admin user (the default registry)
