@@ -45,8 +45,9 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 
 // registryAuth authenticates registry clients: service principals with
 // their client id and secret (ACR's service-principal login), the
-// registry's admin user when it is enabled, and Entra ID tokens for the
-// /oauth2/exchange flow.
+// registry's admin user when it is enabled, its tokens (registries/tokens:
+// token name and password, scoped to the token's scope map), and Entra ID
+// tokens for the /oauth2/exchange flow.
 type registryAuth struct {
 	ids      *identity.Service
 	svc      *registries.Service // nil: no admin user (the default registry)
@@ -64,6 +65,9 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 	if a.svc != nil {
 		if gen, ok := a.svc.CheckAdmin(a.registry, username, password); ok {
 			return registry.Principal{ClientID: username, Actions: allActions, Revision: adminRevision + gen}, nil
+		}
+		if t, ok := a.svc.CheckToken(a.registry, username, password); ok {
+			return tokenPrincipal(t), nil
 		}
 	}
 	p, err := a.ids.CheckClientSecret(ctx, username, password)
@@ -88,7 +92,28 @@ func (a registryAuth) Current(ctx context.Context, p registry.Principal) error {
 			return fmt.Errorf("%w: the admin user's password changed or the admin user was disabled", registry.ErrInvalidCredentials)
 		}
 	}
+	if rest, ok := strings.CutPrefix(p.Revision, tokenRevision); ok {
+		rev, name, _ := strings.Cut(rest, ":")
+		if a.svc == nil || !a.svc.TokenCurrent(a.registry, name, rev) {
+			return fmt.Errorf("%w: the token was disabled or deleted, its password changed or expired, or its scope map changed", registry.ErrInvalidCredentials)
+		}
+	}
 	return nil
+}
+
+// tokenRevision prefixes the Revision of ACR tokens (registries/tokens):
+// "token:<revision>:<token name>".
+const tokenRevision = "token:"
+
+// tokenPrincipal is the registry principal of a token login: scoped to
+// its scope map's repositories.
+func tokenPrincipal(t registries.TokenLogin) registry.Principal {
+	p := registry.Principal{ClientID: t.Name, Revision: tokenRevision + t.Revision + ":" + t.Name, Scoped: true,
+		Repositories: []registry.RepositoryActions{}}
+	for _, r := range t.Rules {
+		p.Repositories = append(p.Repositories, registry.RepositoryActions{Repository: r.Repository, Actions: r.Actions})
+	}
+	return p
 }
 
 func (a registryAuth) VerifyAADToken(ctx context.Context, token string) (registry.Principal, error) {
