@@ -515,6 +515,7 @@ func (s *Service) finish(g *Group, cause error, st *runtime.GroupStatus) {
 		if cause == nil {
 			s.publish(g.Fqdn, g.IP)
 		}
+		s.settle(key(g.Subscription, g.ResourceGroup, g.Name))
 		return
 	}
 	s.abandon(g)

@@ -131,6 +131,20 @@ type flight struct {
 	ctx    context.Context // canceled when a delete takes over or berth stops
 	cancel context.CancelFunc
 	done   chan struct{}
+	// settled: the work's outcome is recorded (its operation ended); all
+	// that is left is returning. A new request waits for it rather than
+	// answering ContainerGroupTransitioning to a client that saw the
+	// operation end. Guarded by Service.mu.
+	settled bool
+}
+
+// settle marks the flight of k as settled (see flight.settled).
+func (s *Service) settle(k string) {
+	s.mu.Lock()
+	if f := s.flights[k]; f != nil {
+		f.settled = true
+	}
+	s.mu.Unlock()
 }
 
 var (
@@ -192,7 +206,12 @@ func (s *Service) reserve(k string, kind flightKind, name string) (*flight, erro
 			s.mu.Unlock()
 			return f, nil
 		}
+		settled := cur.settled
 		s.mu.Unlock()
+		if settled {
+			<-cur.done
+			continue
+		}
 		if kind != flightDelete || cur.kind == flightDelete {
 			return nil, errTransition(name)
 		}
