@@ -91,20 +91,20 @@ type policies struct {
 }
 
 type properties struct {
-	LoginServer                string    `json:"loginServer"`
-	CreationDate               time.Time `json:"creationDate"`
-	ProvisioningState          string    `json:"provisioningState"`
-	AdminUserEnabled           bool      `json:"adminUserEnabled"`
-	AnonymousPullEnabled       bool      `json:"anonymousPullEnabled"`
-	Policies                   policies  `json:"policies"`
-	Encryption                 status    `json:"encryption"`
-	DataEndpointEnabled        bool      `json:"dataEndpointEnabled"`
-	DataEndpointHostNames      []string  `json:"dataEndpointHostNames"`
+	LoginServer                string       `json:"loginServer"`
+	CreationDate               time.Time    `json:"creationDate"`
+	ProvisioningState          string       `json:"provisioningState"`
+	AdminUserEnabled           bool         `json:"adminUserEnabled"`
+	AnonymousPullEnabled       bool         `json:"anonymousPullEnabled"`
+	Policies                   policies     `json:"policies"`
+	Encryption                 status       `json:"encryption"`
+	DataEndpointEnabled        bool         `json:"dataEndpointEnabled"`
+	DataEndpointHostNames      []string     `json:"dataEndpointHostNames"`
 	NetworkRuleSet             *ruleSet     `json:"networkRuleSet,omitempty"`
 	PrivateEndpointConnections []connection `json:"privateEndpointConnections"`
 	PublicNetworkAccess        string       `json:"publicNetworkAccess"`
 	NetworkRuleBypassOptions   string       `json:"networkRuleBypassOptions"`
-	ZoneRedundancy             string    `json:"zoneRedundancy"`
+	ZoneRedundancy             string       `json:"zoneRedundancy"`
 }
 
 type registry struct {
