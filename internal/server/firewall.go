@@ -24,11 +24,15 @@ import (
 // 403 DENIED over the registry's own TLS, so the forward stays a plain
 // relay.
 
-// firewall wraps registry name's handler with its network decision.
-func (h *registryHost) firewall(name string, next http.Handler) http.Handler {
+// firewall wraps registry name's handler with its network decision (svc
+// nil: no rules, berth's default registry).
+func (h *registryHost) firewall(name string, svc *registries.Service, next http.Handler) http.Handler {
+	if svc == nil {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := h.caller(r.RemoteAddr)
-		if h.svc != nil && !h.svc.Allowed(name, c) {
+		if !svc.Allowed(name, c) {
 			ip := ""
 			if c.Addr.IsValid() {
 				ip = c.Addr.String()

@@ -100,7 +100,7 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: h.firewall(name, reg.Handler()), ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h.firewall(name, h.svc, reg.Handler()), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, h.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {
