@@ -186,6 +186,20 @@ func TestPrivateRegistryNetworks(t *testing.T) {
 	if respCode(err) != "InaccessibleImage" {
 		t.Fatalf("pull from virtual network B: %v", err)
 	}
+	failed, err := s.cgs.Get(ctx, rg, "pull-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := ""
+	for _, e := range failed.Properties.Containers[0].Properties.InstanceView.Events {
+		if *e.Name == "Failed" {
+			why = *e.Message
+		}
+	}
+	if !strings.Contains(why, "403") && !strings.Contains(why, "not allowed access") {
+		t.Fatalf("pull from virtual network B failed for another reason: %q", why)
+	}
+	t.Logf("pull from B: %s", why)
 	// … nor reach it from inside (its image from the default registry): 403.
 	defImage := b.env["BERTH_REGISTRY"] + "/private/app:v1"
 	createGroup(t, s, rg, "in-b", group(vb.Properties.Subnets[0].ID, defImage, b.registryCred(), probe...))
