@@ -52,8 +52,8 @@ func (plCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Acce
 type plHost struct{}
 
 func (plHost) Serve(context.Context, *registries.Registry) error { return nil }
-func (plHost) Stop(context.Context, string, bool) error         { return nil }
-func (plHost) Size(context.Context, string) (int64, error)      { return 0, nil }
+func (plHost) Stop(context.Context, string, bool) error          { return nil }
+func (plHost) Size(context.Context, string) (int64, error)       { return 0, nil }
 
 // denyApproval withholds the approval right on registries whose name
 // starts with "manual" (the rest is allowed).
