@@ -49,8 +49,8 @@ func (h *registryHost) firewall(name string, svc *registries.Service, next http.
 // caller says where a registry request whose connection comes from
 // remoteAddr comes from.
 func (h *registryHost) caller(remoteAddr string) registries.Caller {
-	if kind, ok := h.trusted.kindOf(remoteAddr); ok {
-		return registries.Caller{Kind: kind}
+	if c, ok := h.trusted.callerOf(remoteAddr); ok {
+		return c
 	}
 	if h.rt != nil {
 		if c, ok := h.rt.CallerOf(remoteAddr); ok {
@@ -85,25 +85,28 @@ func denied(w http.ResponseWriter, r *http.Request, ip string) {
 	}})
 }
 
-// trustedConns marks connections berth opens as a trusted service or as a
-// registry's own (importImage), by local address, while they are open.
+// trustedConns marks connections the server opens to registries with the
+// caller they count as (importImage: a trusted service reading its source,
+// the registry's own writes; a registry call made for a group, such as a
+// credential exchange for its pull, would be marked FromGroup with the
+// group's virtual network), by local address, while they are open.
 type trustedConns struct {
 	mu sync.RWMutex
-	m  map[string]registries.CallerKind
+	m  map[string]registries.Caller
 }
 
-func (t *trustedConns) kindOf(remoteAddr string) (registries.CallerKind, bool) {
+func (t *trustedConns) callerOf(remoteAddr string) (registries.Caller, bool) {
 	if t == nil {
-		return 0, false
+		return registries.Caller{}, false
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	k, ok := t.m[remoteAddr]
-	return k, ok
+	c, ok := t.m[remoteAddr]
+	return c, ok
 }
 
-// transport returns a copy of base whose connections are marked kind.
-func (t *trustedConns) transport(base *http.Transport, kind registries.CallerKind) *http.Transport {
+// transport returns a copy of base whose connections count as who.
+func (t *trustedConns) transport(base *http.Transport, who registries.Caller) *http.Transport {
 	tr := base.Clone()
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	tr.DialContext = func(ctx context.Context, nw, addr string) (net.Conn, error) {
@@ -114,9 +117,9 @@ func (t *trustedConns) transport(base *http.Transport, kind registries.CallerKin
 		k := c.LocalAddr().String()
 		t.mu.Lock()
 		if t.m == nil {
-			t.m = map[string]registries.CallerKind{}
+			t.m = map[string]registries.Caller{}
 		}
-		t.m[k] = kind
+		t.m[k] = who
 		t.mu.Unlock()
 		return &markedConn{Conn: c, done: func() {
 			t.mu.Lock()

@@ -177,8 +177,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	regs := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: rhost,
-		Importer: imageImporter{transport: trusted.transport(registryTransport(dir), registries.FromTrustedService),
-			target: trusted.transport(registryTransport(dir), registries.FromSelf), local: rhost.serves}, Log: log.With("part", "registries"),
+		Importer: imageImporter{transport: trusted.transport(registryTransport(dir), registries.Caller{Kind: registries.FromTrustedService}),
+			target: trusted.transport(registryTransport(dir), registries.Caller{Kind: registries.FromSelf}), local: rhost.serves}, Log: log.With("part", "registries"),
 		Reserved: []string{datadir.DefaultRegistryName}, LoginHost: loginHost, FirstPort: basePort + 1}
 	rhost.svc = regs
 	if err := regs.Start(ctx); err != nil {
