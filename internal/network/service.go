@@ -53,6 +53,9 @@ type Service struct {
 	Resources *resources.Service
 	Runtime   Runtime
 	Log       *slog.Logger
+	// Links keeps private endpoints' connections (the registries); nil:
+	// private endpoints cannot be made.
+	Links LinkTarget
 
 	// mu orders writes with the runtime changes that follow them (a
 	// subnet's network removed after the subnet is gone).
@@ -308,7 +311,7 @@ func (s *Service) update(ctx context.Context, sub, rg, name string, mutate func(
 					}
 				}
 				if n == nil {
-					by, err := profileUsing(tx, id)
+					by, err := usedBy(tx, id)
 					if err != nil {
 						return err
 					}
@@ -542,9 +545,27 @@ func (s *Service) DeleteSubnet(ctx context.Context, sub, rg, vnet, name string) 
 	return existed, err
 }
 
-// deleteAllIn is the resource-group delete hook: profiles, then virtual
-// networks.
+// usedBy returns the id of what uses the subnet besides container groups
+// (a network profile's or a private endpoint's ip configuration), or "".
+func usedBy(tx store.Tx, subnetID string) (string, error) {
+	if by, err := profileUsing(tx, subnetID); err != nil || by != "" {
+		return by, err
+	}
+	return endpointUsing(tx, subnetID)
+}
+
+// deleteAllIn is the resource-group delete hook: private endpoints,
+// profiles, then virtual networks.
 func (s *Service) deleteAllIn(ctx context.Context, sub, rg string) error {
+	eps, err := s.ListPrivateEndpoints(ctx, sub, rg)
+	if err != nil && !apierr.Is(err, apierr.NotFound) {
+		return err
+	}
+	for _, p := range eps {
+		if _, err := s.DeletePrivateEndpoint(ctx, sub, rg, p.Name); err != nil {
+			return err
+		}
+	}
 	profiles, err := s.ListProfiles(ctx, sub, rg)
 	if err != nil && !apierr.Is(err, apierr.NotFound) {
 		return err
@@ -585,7 +606,7 @@ func (s *Service) forceDelete(ctx context.Context, v *VirtualNetwork) error {
 			if len(sn.Links) > 0 {
 				return inUse(sn, salID(id))
 			}
-			if by, err := profileUsing(tx, id); err != nil || by != "" {
+			if by, err := usedBy(tx, id); err != nil || by != "" {
 				if err == nil {
 					err = inUse(sn, by)
 				}

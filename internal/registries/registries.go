@@ -54,6 +54,15 @@ type Registry struct {
 	AdminUserEnabled     bool `json:"adminUserEnabled"`
 	AnonymousPullEnabled bool `json:"anonymousPullEnabled"`
 
+	// Network access (Premium; see network.go). Empty values are ACR's
+	// defaults: Enabled, no rule set (Allow), AzureServices.
+	PublicNetworkAccess      string          `json:"publicNetworkAccess,omitempty"`
+	NetworkRuleSet           *NetworkRuleSet `json:"networkRuleSet,omitempty"`
+	NetworkRuleBypassOptions string          `json:"networkRuleBypassOptions,omitempty"`
+	// Connections are the private endpoint connections, made and removed
+	// with private endpoints (Connect, Disconnect).
+	Connections []Connection `json:"connections,omitempty"`
+
 	LoginServer string `json:"loginServer"`
 	// UID identifies this incarnation of the registry (a new one after a
 	// delete and re-create of the same name); registry tokens carry it.
@@ -287,10 +296,13 @@ func (s *Service) NameAvailable(ctx context.Context, name string) (ok bool, reas
 
 // Update is what a PUT or PATCH may change.
 type Update struct {
-	Tags                 *map[string]string
-	SKU                  *string
-	AdminUserEnabled     *bool
-	AnonymousPullEnabled *bool
+	Tags                     *map[string]string
+	SKU                      *string
+	AdminUserEnabled         *bool
+	AnonymousPullEnabled     *bool
+	PublicNetworkAccess      *string
+	NetworkRuleSet           *NetworkRuleSet // replaces the rule set when set
+	NetworkRuleBypassOptions *string
 }
 
 var skus = []string{"Basic", "Standard", "Premium"}
@@ -316,6 +328,9 @@ func (s *Service) CreateOrUpdate(ctx context.Context, r *Registry) (*Registry, b
 	if r.AnonymousPullEnabled && r.SKU == "Basic" {
 		return nil, false, errAnonymousBasic
 	}
+	if err := normalizeNetwork(r); err != nil {
+		return nil, false, err
+	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if old, err := s.Get(ctx, r.Subscription, r.ResourceGroup, r.Name); err == nil {
@@ -324,11 +339,21 @@ func (s *Service) CreateOrUpdate(ctx context.Context, r *Registry) (*Registry, b
 				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
 				old.Name, old.Location, old.ResourceGroup, r.Location)
 		}
+		// PUT replaces: what the body leaves out goes back to ACR's default.
 		tags := r.Tags
+		pna, bypass := or(r.PublicNetworkAccess, AccessEnabled), or(r.NetworkRuleBypassOptions, BypassAzure)
+		rules := r.NetworkRuleSet
+		if rules == nil {
+			rules = &NetworkRuleSet{DefaultAction: ActionAllow}
+		}
 		u, err := s.Patch(ctx, r.Subscription, r.ResourceGroup, r.Name, Update{Tags: &tags, SKU: &r.SKU,
-			AdminUserEnabled: &r.AdminUserEnabled, AnonymousPullEnabled: &r.AnonymousPullEnabled})
+			AdminUserEnabled: &r.AdminUserEnabled, AnonymousPullEnabled: &r.AnonymousPullEnabled,
+			PublicNetworkAccess: &pna, NetworkRuleSet: rules, NetworkRuleBypassOptions: &bypass})
 		return u, false, err
 	} else if !apierr.Is(err, apierr.NotFound) {
+		return nil, false, err
+	}
+	if err := checkPremium(r); err != nil {
 		return nil, false, err
 	}
 	if ok, reason, msg, err := s.NameAvailable(ctx, r.Name); err != nil {
@@ -430,8 +455,25 @@ func (s *Service) Patch(ctx context.Context, sub, rg, name string, u Update) (*R
 		if u.AnonymousPullEnabled != nil {
 			r.AnonymousPullEnabled = *u.AnonymousPullEnabled
 		}
+		if u.PublicNetworkAccess != nil {
+			r.PublicNetworkAccess = *u.PublicNetworkAccess
+		}
+		if u.NetworkRuleSet != nil {
+			rs := *u.NetworkRuleSet
+			rs.IPRules = append([]IPRule(nil), rs.IPRules...)
+			r.NetworkRuleSet = &rs
+		}
+		if u.NetworkRuleBypassOptions != nil {
+			r.NetworkRuleBypassOptions = *u.NetworkRuleBypassOptions
+		}
 		if r.AnonymousPullEnabled && r.SKU == "Basic" {
 			return errAnonymousBasic
+		}
+		if err := normalizeNetwork(r); err != nil {
+			return err
+		}
+		if err := checkPremium(r); err != nil {
+			return err
 		}
 		out = r
 		return put(tx, r)

@@ -22,7 +22,11 @@ import (
 // registry, or one on the network) into a berth registry. It writes into
 // berth's registry as the default service principal.
 type imageImporter struct {
-	transport http.RoundTripper // trusts the system roots and berth's CA
+	// transport trusts the system roots and berth's CA; it reads the
+	// source (as a trusted Azure service would). target writes into
+	// berth's registry (as the registry's own work); nil: transport.
+	transport http.RoundTripper
+	target    http.RoundTripper
 	// local reports whether a registry host is one of berth's: importing
 	// from it needs no credentials (as ACR imports within a tenant).
 	local func(host string) bool
@@ -49,7 +53,11 @@ func (im imageImporter) Import(ctx context.Context, into *registries.Registry, r
 		return sourceError(req, err)
 	}
 	dstAuth := remote.WithAuth(berthAuth)
-	opts := []remote.Option{remote.WithContext(ctx), dstAuth, remote.WithTransport(im.transport)}
+	dst := im.target
+	if dst == nil {
+		dst = im.transport
+	}
+	opts := []remote.Option{remote.WithContext(ctx), dstAuth, remote.WithTransport(dst)}
 
 	targets := req.TargetTags
 	if len(targets) == 0 && len(req.Untagged) == 0 {

@@ -41,6 +41,8 @@ type registryHost struct {
 	rt    *containerd.Runtime
 	svc   *registries.Service // admin users, anonymous pull; nil for the default registry only
 	errc  chan<- error
+	// trusted marks importImage's connections (firewall.go).
+	trusted *trustedConns
 
 	mu     sync.Mutex
 	served map[string]*servedRegistry // by lower-case name
@@ -98,7 +100,7 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: registry.HTTPSOnly(login, reg.Handler()), ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: registry.HTTPSOnly(login, h.firewall(name, h.svc, reg.Handler())), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := srv.Serve(registry.Listen(ln, h.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {

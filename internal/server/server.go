@@ -171,15 +171,17 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	trusted := &trustedConns{}
 	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, key: regKey, clock: clk,
-		log: log.With("part", "registry"), rt: rt, errc: errc, served: map[string]*servedRegistry{}}
+		log: log.With("part", "registry"), rt: rt, errc: errc, served: map[string]*servedRegistry{}, trusted: trusted}
 	closers = append(closers, rhost.Close)
 	if err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin,
 		UID: defaultRegistryUID(dir)}); err != nil {
 		return err
 	}
 	regs := &registries.Service{Store: st, Clock: clk, Resources: res, Operations: ops, Host: rhost,
-		Importer: imageImporter{transport: registryTransport(dir), local: rhost.serves}, Log: log.With("part", "registries"),
+		Importer: imageImporter{transport: trusted.transport(registryTransport(dir), registries.Caller{Kind: registries.FromTrustedService}),
+			target: trusted.transport(registryTransport(dir), registries.Caller{Kind: registries.FromSelf}), local: rhost.serves}, Log: log.With("part", "registries"),
 		Reserved: []string{datadir.DefaultRegistryName}, LoginHost: loginHost, FirstPort: basePort + 1}
 	rhost.svc = regs
 	if err := regs.Start(ctx); err != nil {
@@ -195,7 +197,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		},
 	}
 	armSrv.HandleCore()
-	nets := &network.Service{Store: st, Clock: clk, Resources: res, Runtime: netrt, Log: log.With("part", "network")}
+	nets := &network.Service{Store: st, Clock: clk, Resources: res, Runtime: netrt, Log: log.With("part", "network"),
+		Links: linkTarget{regs}}
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
@@ -304,7 +307,7 @@ func splitLogin(login string) (string, int, error) {
 
 // registryTransport trusts the system roots and berth's CA, for talking to
 // registries (imports).
-func registryTransport(dir *datadir.Dir) http.RoundTripper {
+func registryTransport(dir *datadir.Dir) *http.Transport {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()

@@ -48,6 +48,16 @@ func (a *API) Register() {
 		arm.Route{Pattern: one + "/regenerateCredential", Versions: Versions, Methods: post("/regenerateCredential/action", a.regenerate)},
 		arm.Route{Pattern: one + "/listUsages", Versions: Versions, Methods: arm.Ops{"GET": arm.Do(ns+"/listUsages/read", a.usages)}},
 		arm.Route{Pattern: one + "/importImage", Versions: Versions, Methods: post("/importImage/action", a.importImage)},
+		arm.Route{Pattern: one + "/privateEndpointConnections", Versions: Versions, Methods: arm.Ops{
+			"GET": arm.Do(ns+"/privateEndpointConnections/read", a.listConnections)}},
+		arm.Route{Pattern: one + "/privateEndpointConnections/{connectionName}", Versions: Versions, Methods: arm.Ops{
+			"GET":    arm.Do(ns+"/privateEndpointConnections/read", a.getConnection),
+			"PUT":    arm.Do(ns+"/privateEndpointConnections/write", a.putConnection),
+			"DELETE": arm.Do(ns+"/privateEndpointConnections/delete", a.deleteConnection)}},
+		arm.Route{Pattern: one + "/privateLinkResources", Versions: Versions, Methods: arm.Ops{
+			"GET": arm.Do(ns+"/privateLinkResources/read", a.listLinkResources)}},
+		arm.Route{Pattern: one + "/privateLinkResources/{groupName}", Versions: Versions, Methods: arm.Ops{
+			"GET": arm.Do(ns+"/privateLinkResources/read", a.getLinkResource)}},
 	)
 	a.registerTokens(one)
 }
@@ -82,19 +92,20 @@ type policies struct {
 }
 
 type properties struct {
-	LoginServer                string    `json:"loginServer"`
-	CreationDate               time.Time `json:"creationDate"`
-	ProvisioningState          string    `json:"provisioningState"`
-	AdminUserEnabled           bool      `json:"adminUserEnabled"`
-	AnonymousPullEnabled       bool      `json:"anonymousPullEnabled"`
-	Policies                   policies  `json:"policies"`
-	Encryption                 status    `json:"encryption"`
-	DataEndpointEnabled        bool      `json:"dataEndpointEnabled"`
-	DataEndpointHostNames      []string  `json:"dataEndpointHostNames"`
-	PrivateEndpointConnections []any     `json:"privateEndpointConnections"`
-	PublicNetworkAccess        string    `json:"publicNetworkAccess"`
-	NetworkRuleBypassOptions   string    `json:"networkRuleBypassOptions"`
-	ZoneRedundancy             string    `json:"zoneRedundancy"`
+	LoginServer                string       `json:"loginServer"`
+	CreationDate               time.Time    `json:"creationDate"`
+	ProvisioningState          string       `json:"provisioningState"`
+	AdminUserEnabled           bool         `json:"adminUserEnabled"`
+	AnonymousPullEnabled       bool         `json:"anonymousPullEnabled"`
+	Policies                   policies     `json:"policies"`
+	Encryption                 status       `json:"encryption"`
+	DataEndpointEnabled        bool         `json:"dataEndpointEnabled"`
+	DataEndpointHostNames      []string     `json:"dataEndpointHostNames"`
+	NetworkRuleSet             *ruleSet     `json:"networkRuleSet,omitempty"`
+	PrivateEndpointConnections []connection `json:"privateEndpointConnections"`
+	PublicNetworkAccess        string       `json:"publicNetworkAccess"`
+	NetworkRuleBypassOptions   string       `json:"networkRuleBypassOptions"`
+	ZoneRedundancy             string       `json:"zoneRedundancy"`
 }
 
 type registry struct {
@@ -111,8 +122,20 @@ func toWire(r *registries.Registry) registry {
 	p := properties{
 		LoginServer: r.LoginServer, CreationDate: r.CreationDate, ProvisioningState: r.ProvisioningState,
 		AdminUserEnabled: r.AdminUserEnabled, AnonymousPullEnabled: r.AnonymousPullEnabled,
-		Encryption: status{"disabled"}, DataEndpointHostNames: []string{}, PrivateEndpointConnections: []any{},
-		PublicNetworkAccess: "Enabled", NetworkRuleBypassOptions: "AzureServices", ZoneRedundancy: "Disabled",
+		Encryption: status{"disabled"}, DataEndpointHostNames: []string{}, PrivateEndpointConnections: []connection{},
+		PublicNetworkAccess: r.PublicAccess(), NetworkRuleBypassOptions: r.Bypass(), ZoneRedundancy: "Disabled",
+	}
+	if r.SKU == registries.PremiumSKU {
+		// ACR shows the rule set of Premium registries only.
+		p.NetworkRuleSet = &ruleSet{DefaultAction: r.DefaultAction(), IPRules: []ipRule{}}
+		if r.NetworkRuleSet != nil {
+			for _, ip := range r.NetworkRuleSet.IPRules {
+				p.NetworkRuleSet.IPRules = append(p.NetworkRuleSet.IPRules, ipRule{Action: ip.Action, Value: ip.Value})
+			}
+		}
+	}
+	for _, c := range r.Connections {
+		p.PrivateEndpointConnections = append(p.PrivateEndpointConnections, toConnection(r, c))
 	}
 	p.Policies.QuarantinePolicy = status{"disabled"}
 	p.Policies.TrustPolicy.Type, p.Policies.TrustPolicy.Status = "Notary", "disabled"
@@ -123,14 +146,20 @@ func toWire(r *registries.Registry) registry {
 		SKU: sku{Name: r.SKU, Tier: r.SKU}, Properties: p}
 }
 
+// propertiesIn are the writable properties of PUT and PATCH.
+type propertiesIn struct {
+	AdminUserEnabled         *bool    `json:"adminUserEnabled"`
+	AnonymousPullEnabled     *bool    `json:"anonymousPullEnabled"`
+	PublicNetworkAccess      *string  `json:"publicNetworkAccess"`
+	NetworkRuleSet           *ruleSet `json:"networkRuleSet"`
+	NetworkRuleBypassOptions *string  `json:"networkRuleBypassOptions"`
+}
+
 type putBody struct {
 	Location   *string                `json:"location"`
 	Tags       map[string]string      `json:"tags"`
 	SKU        *struct{ Name string } `json:"sku"`
-	Properties *struct {
-		AdminUserEnabled     *bool `json:"adminUserEnabled"`
-		AnonymousPullEnabled *bool `json:"anonymousPullEnabled"`
-	} `json:"properties"`
+	Properties *propertiesIn          `json:"properties"`
 }
 
 func missing(prop, path string) error {
@@ -158,6 +187,16 @@ func (a *API) put(w http.ResponseWriter, r *arm.Request) error {
 		if in.Properties.AnonymousPullEnabled != nil {
 			reg.AnonymousPullEnabled = *in.Properties.AnonymousPullEnabled
 		}
+		if v := in.Properties.PublicNetworkAccess; v != nil {
+			reg.PublicNetworkAccess = *v
+		}
+		if v := in.Properties.NetworkRuleBypassOptions; v != nil {
+			reg.NetworkRuleBypassOptions = *v
+		}
+		if rs := in.Properties.NetworkRuleSet; rs != nil {
+			d := rs.toDomain()
+			reg.NetworkRuleSet = &d
+		}
 	}
 	out, created, err := a.Service.CreateOrUpdate(r.Context(), reg)
 	if err != nil {
@@ -184,10 +223,7 @@ func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 	var in struct {
 		Tags       *map[string]string     `json:"tags"`
 		SKU        *struct{ Name string } `json:"sku"`
-		Properties *struct {
-			AdminUserEnabled     *bool `json:"adminUserEnabled"`
-			AnonymousPullEnabled *bool `json:"anonymousPullEnabled"`
-		} `json:"properties"`
+		Properties *propertiesIn          `json:"properties"`
 	}
 	if err := arm.DecodeJSON(r, &in); err != nil {
 		return err
@@ -197,7 +233,13 @@ func (a *API) patch(w http.ResponseWriter, r *arm.Request) error {
 		u.SKU = &in.SKU.Name
 	}
 	if in.Properties != nil {
-		u.AdminUserEnabled, u.AnonymousPullEnabled = in.Properties.AdminUserEnabled, in.Properties.AnonymousPullEnabled
+		p := in.Properties
+		u.AdminUserEnabled, u.AnonymousPullEnabled = p.AdminUserEnabled, p.AnonymousPullEnabled
+		u.PublicNetworkAccess, u.NetworkRuleBypassOptions = p.PublicNetworkAccess, p.NetworkRuleBypassOptions
+		if p.NetworkRuleSet != nil {
+			d := p.NetworkRuleSet.toDomain()
+			u.NetworkRuleSet = &d
+		}
 	}
 	reg, err := a.Service.Patch(r.Context(), sub, rg, name, u)
 	if err != nil {

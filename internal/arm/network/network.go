@@ -1,6 +1,7 @@
 // Package network is the ARM surface of berth's minimal Microsoft.Network:
-// virtualNetworks (with inline subnets), subnets as child resources, and
-// networkProfiles (as ACI's 2021-03-01 uses them): routes, wire shapes and
+// virtualNetworks (with inline subnets), subnets as child resources,
+// networkProfiles (as ACI's 2021-03-01 uses them) and privateEndpoints
+// (to registries): routes, wire shapes and
 // the translation to the network service. Writes complete before the
 // answer; like the real provider, PUT and DELETE still answer with an
 // Azure-AsyncOperation URL (and DELETE with a Location), whose operation has
@@ -68,6 +69,9 @@ func (a *API) Register() {
 		arm.Route{Pattern: sub + "/networkProfiles", Versions: v, Methods: arm.Ops{"GET": list(npR, a.listProfiles)}},
 		arm.Route{Pattern: rg + "/networkProfiles", Versions: v, Methods: arm.Ops{"GET": list(npR, a.listProfiles)}},
 		arm.Route{Pattern: np, Versions: v, Methods: arm.Ops{"PUT": do(npW, a.putProfile), "GET": do(npR, a.getProfile), "PATCH": do(npW, a.patchProfile), "DELETE": do(npD, a.deleteProfile)}},
+		arm.Route{Pattern: sub + "/privateEndpoints", Versions: v, Methods: arm.Ops{"GET": list(epRead, a.listEndpoints)}},
+		arm.Route{Pattern: rg + "/privateEndpoints", Versions: v, Methods: arm.Ops{"GET": list(epRead, a.listEndpoints)}},
+		arm.Route{Pattern: rg + "/privateEndpoints/{endpoint}", Versions: v, Methods: arm.Ops{"PUT": do(epWrite, a.putEndpoint), "GET": do(epRead, a.getEndpoint), "DELETE": do(epDelete, a.deleteEndpoint)}},
 		arm.Route{Pattern: sub + "/locations/{location}/operations/{operationId}", Versions: v, Methods: arm.Ops{"GET": do(opRead, a.operation)}},
 		arm.Route{Pattern: sub + "/locations/{location}/operationResults/{operationId}", Versions: v, Methods: arm.Ops{"GET": do(opRead, a.operationResult)}},
 	)

@@ -6,6 +6,7 @@ import (
 
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -40,6 +41,10 @@ type forwarder struct {
 	listeners map[string]net.Listener // by Forward.Listen
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
+	// who the relayed connections are for, recorded in callers while
+	// they are open (see Caller).
+	who     Caller
+	callers *callers
 }
 
 // AddForward adds a forward to every group, running and future.
@@ -124,7 +129,8 @@ func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 	}
 	r.fwMu.Lock()
 	defer r.fwMu.Unlock()
-	fw := &forwarder{listeners: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
+	fw := &forwarder{listeners: map[string]net.Listener{}, conns: map[net.Conn]struct{}{},
+		who: r.callerFor(id, spec), callers: &r.callers}
 	g.mu.Lock()
 	g.ports = ports
 	g.forwards = fw
@@ -132,6 +138,15 @@ func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 	for _, f := range r.forwards {
 		r.openForward(fw, id, g, f)
 	}
+}
+
+// callerFor is whom group id's forwarded connections are for.
+func (r *Runtime) callerFor(id string, spec runtime.GroupSpec) Caller {
+	c := Caller{Group: id, Network: spec.Network}
+	if rec, err := r.readRecord(id); err == nil {
+		c.Addr, _ = netip.ParseAddr(rec.IP)
+	}
+	return c
 }
 
 // open starts one forward in group id's namespace.
@@ -248,6 +263,9 @@ func (fw *forwarder) relay(in net.Conn, target string) {
 	if err != nil {
 		return
 	}
+	if fw.callers != nil {
+		out = fw.callers.track(out, fw.who) // before the first byte
+	}
 	defer out.Close()
 	if !fw.track(in, true) || !fw.track(out, true) {
 		return
@@ -257,7 +275,7 @@ func (fw *forwarder) relay(in net.Conn, target string) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
+		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		}
 		done <- struct{}{}

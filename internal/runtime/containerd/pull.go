@@ -58,7 +58,7 @@ func (r *Runtime) pull(ctx context.Context, ref string, spec runtime.GroupSpec) 
 	// walk, lease or image write in containerd. Otherwise pull: layers
 	// already in the content store are not fetched again and unpacked layers
 	// not unpacked again.
-	res := r.resolver(creds)
+	res := r.resolver(creds, spec.Network)
 	if img, err := r.client.GetImage(ctx, name); err == nil {
 		if _, desc, err := res.Resolve(ctx, name); err == nil && desc.Digest == img.Target().Digest {
 			if ok, err := img.IsUnpacked(ctx, r.snapshotter); err == nil && ok {
@@ -105,19 +105,23 @@ func sameRegistry(server, host string) bool {
 
 // resolver returns a docker resolver answering registry challenges (Basic, or
 // Bearer through the token endpoint) with creds matched by registry host.
-func (r *Runtime) resolver(creds []runtime.RegistryCredential) remotes.Resolver {
+// Its connections count as network's (the pulling group's network; see
+// Caller): a registry decides by the group's network, not the host's.
+func (r *Runtime) resolver(creds []runtime.RegistryCredential, network string) remotes.Resolver {
+	hc := r.pullClient(network)
 	return docker.NewResolver(docker.ResolverOptions{
 		Hosts: docker.ConfigureDefaultRegistries(
-			docker.WithClient(r.httpClient),
-			docker.WithAuthorizer(r.authorizer(creds))),
+			docker.WithClient(hc),
+			docker.WithAuthorizer(r.authorizer(creds, network, hc))),
 	})
 }
 
 // authorizer returns the authorizer for a set of credentials, shared by
 // pulls with the same credentials so that registry tokens are reused until
 // they expire instead of fetched for every pull.
-func (r *Runtime) authorizer(creds []runtime.RegistryCredential) docker.Authorizer {
+func (r *Runtime) authorizer(creds []runtime.RegistryCredential, network string, hc *http.Client) docker.Authorizer {
 	h := sha256.New()
+	fmt.Fprintf(h, "%q\n", network)
 	for _, c := range creds {
 		fmt.Fprintf(h, "%q %q %q\n", c.Server, c.Username, c.Password)
 	}
@@ -132,7 +136,7 @@ func (r *Runtime) authorizer(creds []runtime.RegistryCredential) docker.Authoriz
 	}
 	creds = slices.Clone(creds)
 	a := docker.NewDockerAuthorizer(
-		docker.WithAuthClient(r.httpClient),
+		docker.WithAuthClient(hc),
 		docker.WithAuthCreds(func(host string) (string, string, error) {
 			for _, c := range creds {
 				if sameRegistry(c.Server, host) {
@@ -145,25 +149,39 @@ func (r *Runtime) authorizer(creds []runtime.RegistryCredential) docker.Authoriz
 	return a
 }
 
+// dialFunc opens a connection with d (registryClient's dialer).
+type dialFunc func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error)
+
+func plainDial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, network, addr)
+}
+
 // registryClient returns the HTTP client for registries: it trusts the
-// system roots and, if extra is set, extra as well.
-func registryClient(extra *x509.CertPool) *http.Client {
+// system roots and, if extra is set, extra as well. dial (nil: a plain
+// dial) opens its connections.
+func registryClient(extra *x509.CertPool, dial dialFunc) *http.Client {
 	t := docker.DefaultHTTPTransport(nil)
 	// A registry that accepts a connection and then says nothing must fail
 	// the pull, not hang it.
 	t.ResponseHeaderTimeout = time.Minute
+	if dial == nil {
+		dial = plainDial
+	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dial(ctx, dialer, network, addr)
+	}
 	if extra != nil {
 		system, err := x509.SystemCertPool()
 		if err != nil {
 			system = x509.NewCertPool()
 		}
-		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
 				return nil, err
 			}
-			conn, err := dialer.DialContext(ctx, network, addr)
+			conn, err := dial(ctx, dialer, network, addr)
 			if err != nil {
 				return nil, err
 			}

@@ -30,7 +30,7 @@ func TestRegistryClientTrust(t *testing.T) {
 		{"extra CA, wrong name", ca, byName, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := registryClient(tc.extra).Get(tc.url)
+			resp, err := registryClient(tc.extra, nil).Get(tc.url)
 			if err == nil {
 				resp.Body.Close()
 			}

@@ -164,7 +164,6 @@ type Runtime struct {
 	daemon      *daemon      // nil when Config.Socket is set
 	subnet      netip.Prefix // Config.Subnet
 	snapshotter string
-	httpClient  *http.Client
 	bus         *eventbus.Bus
 	log         *slog.Logger
 	clientLog   *clog.Entry // the containerd client's own logging, into log
@@ -185,7 +184,10 @@ type Runtime struct {
 	shards []*shard         // the default network's bridges (shards.go)
 
 	authMu      sync.Mutex
-	authorizers map[string]docker.Authorizer // by hash of a credential set
+	authorizers map[string]docker.Authorizer // by hash of a network and credential set
+	pullClients map[string]*http.Client      // by network (callers.go)
+
+	callers callers // connections opened for groups (callers.go)
 
 	gpus GPUInfo // the host's, detected by New
 }
@@ -214,14 +216,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("subnet %q: want an IPv4 network of at most /30", cfg.Subnet)
 	}
 	r := &Runtime{
-		cfg:        cfg,
-		subnet:     subnet.Masked(),
-		httpClient: registryClient(cfg.RootCAs),
-		bus:        eventbus.New(0),
-		log:        cfg.Logger,
-		clientLog:  clientLogger(cfg.Logger),
-		groups:     map[string]*group{},
-		gpus:       HostGPUs(),
+		cfg:       cfg,
+		subnet:    subnet.Masked(),
+		bus:       eventbus.New(0),
+		log:       cfg.Logger,
+		clientLog: clientLogger(cfg.Logger),
+		groups:    map[string]*group{},
+		gpus:      HostGPUs(),
 	}
 	r.netMu.Lock()
 	err = r.initNetworks(ctx)
@@ -260,6 +261,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.ctx, r.cancel = context.WithCancel(r.nsctx(context.Background()))
 	r.forwards = append([]Forward(nil), cfg.Forwards...)
 	r.authorizers = map[string]docker.Authorizer{}
+	r.pullClients = map[string]*http.Client{}
 	return r, nil
 }
 
