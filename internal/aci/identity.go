@@ -237,6 +237,8 @@ type IdentityPull interface {
 	// RegistryCredential returns a credential for pulls from registry host
 	// server as the managed identity with client id clientID: its Entra
 	// token exchanged at the registry (ACR's /oauth2/exchange) for a
-	// refresh token, with the null-GUID user name.
-	RegistryCredential(ctx context.Context, clientID, server string) (username, password string, err error)
+	// refresh token, with the null-GUID user name. network is the group's
+	// runtime network ("" public): the exchange counts as coming from the
+	// group's network, as its pull does (registry network rules).
+	RegistryCredential(ctx context.Context, clientID, server, network string) (username, password string, err error)
 }

@@ -54,7 +54,7 @@ func (s *Service) runtimeSpec(g *Group, network string) runtime.GroupSpec {
 			if pull == nil {
 				return runtime.RegistryCredential{}, false, errors.New("pulls by managed identity are not available")
 			}
-			user, pass, err := pull.RegistryCredential(ctx, clientID, host)
+			user, pass, err := pull.RegistryCredential(ctx, clientID, host, network)
 			if err != nil {
 				return runtime.RegistryCredential{}, false, err
 			}

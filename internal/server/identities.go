@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/msi"
+	"github.com/berth-dev/berth/internal/registries"
 )
 
 // groupIdentities gives container groups their managed identities from the
@@ -27,8 +28,10 @@ type groupIdentities struct {
 	// base is the issuer base of tokens berth mints for identities
 	// ("https://" + berth's ARM address).
 	base string
-	// client talks to berth's registries (trusts berth's CA).
-	client *http.Client
+	// transport talks to berth's registries (trusts berth's CA); trusted
+	// marks its connections as the group's (firewall.go).
+	transport *http.Transport
+	trusted   *trustedConns
 }
 
 var (
@@ -67,8 +70,9 @@ func (g groupIdentities) UserAssigned(ctx context.Context, resourceID string) (a
 const nullGUID = "00000000-0000-0000-0000-000000000000"
 
 // RegistryCredential exchanges the identity's Entra token (audience ARM)
-// at the registry for a refresh token, as ACR's flow goes.
-func (g groupIdentities) RegistryCredential(ctx context.Context, clientID, server string) (string, string, error) {
+// at the registry for a refresh token, as ACR's flow goes, over a
+// connection that counts as coming from the group's network.
+func (g groupIdentities) RegistryCredential(ctx context.Context, clientID, server, network string) (string, string, error) {
 	tok, _, err := g.ids.IssueFor(ctx, clientID, identity.AudienceARM, g.base)
 	if err != nil {
 		return "", "", fmt.Errorf("managed identity %s: %w", clientID, err)
@@ -81,7 +85,9 @@ func (g groupIdentities) RegistryCredential(ctx context.Context, clientID, serve
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := g.client.Do(req)
+	tr := g.trusted.transport(g.transport, registries.Caller{Kind: registries.FromGroup, Network: vnetOf(network)})
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return "", "", fmt.Errorf("token exchange at %s: %w", server, err)
 	}

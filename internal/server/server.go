@@ -208,7 +208,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// (decisions.md).
 	base := "https://" + dir.Config.Addr
 	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids, Log: log.With("part", "msi")}
-	gids := groupIdentities{ids: ids, mis: mis, base: base, client: &http.Client{Transport: registryTransport(dir)}}
+	gids := groupIdentities{ids: ids, mis: mis, base: base, transport: registryTransport(dir), trusted: trusted}
 	svc.Identities, svc.Pull = gids, gids
 	meta := &imds.Server{Groups: imdsGroups{svc}, Tokens: imdsTokens{ids: ids, base: base}, Clock: clk,
 		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
