@@ -514,3 +514,7 @@ func (s *Service) Of(objectID string) []*Assignment {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// Within reports whether scope is anc or below it (whole segments,
+// case-insensitively).
+func Within(scope, anc string) bool { return within(scopeKey(scope), scopeKey(anc)) }

@@ -63,7 +63,8 @@ type Principal struct {
 
 	// Actions lists what the principal may do on every repository of the
 	// registry: ActionPull, ActionPush, ActionDelete, ActionMetadataRead,
-	// ActionMetadataWrite, or ActionAll for all of them and the catalog.
+	// ActionMetadataWrite, ActionCatalog (list the repositories), or
+	// ActionAll for all of them and the catalog.
 	Actions []string
 }
 
@@ -75,6 +76,10 @@ const (
 	ActionDelete        = "delete"
 	ActionMetadataRead  = "metadata_read"
 	ActionMetadataWrite = "metadata_write"
+	// ActionCatalog lets a principal list the registry's repositories
+	// (the registry:catalog:* scope) without the other actions ActionAll
+	// brings: ACR grants it to every role that may pull.
+	ActionCatalog = "catalog"
 )
 
 // may reports whether p may perform action on every repository.
@@ -179,7 +184,7 @@ func (g grant) permits(typ, name, action string) bool {
 		}
 		return g.principal.may(action)
 	case "registry":
-		return name == "catalog" && g.principal.may(ActionAll)
+		return name == "catalog" && (g.principal.may(ActionAll) || g.principal.may(ActionCatalog))
 	}
 	return false
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
+	"github.com/berth-dev/berth/internal/rbac"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/resources"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -125,6 +126,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	// RBAC: the well-known service principal is Owner of the default
+	// subscription (assignment rbac.BootstrapName).
+	roles := &rbac.Service{Store: st, Clock: clk, Principals: principals{ids}, TenantID: identity.DefaultTenantID,
+		DefaultPrincipal: identity.DefaultObjectID, DefaultScope: "/subscriptions/" + DefaultSubscriptionID}
+	if err := roles.Start(ctx); err != nil {
+		return err
+	}
+
 	// Groups resolve through berth's DNS server on their bridge's gateway
 	// (set up below, before any group is created or re-adopted).
 	var netrt *netRuntime
@@ -168,7 +177,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, key: regKey, clock: clk,
+	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, roles: roles,
+		defaultScope: "/subscriptions/" + DefaultSubscriptionID, key: regKey, clock: clk,
 		log: log.With("part", "registry"), rt: rt, errc: errc, served: map[string]*servedRegistry{}}
 	closers = append(closers, rhost.Close)
 	if err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin,
@@ -185,7 +195,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	closers = append(closers, regs.Close)
 
 	armSrv := &arm.Server{
-		Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
+		Auth: armAuth{ids}, Authz: armAuthz{roles}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
 		RetryAfter: 250 * time.Millisecond,
 		Metadata: func(base string) any {
 			return cloudMetadata(base, dir.Config.Registries[datadir.DefaultRegistryName])
@@ -196,7 +206,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
-	registerAPIs(armSrv, svc, regs, nets)
+	registerAPIs(armSrv, svc, regs, nets, roles)
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
