@@ -270,10 +270,27 @@ func (s *Server) authorize(r *Request, op Op) error {
 	if s.Authz.Allowed(r.Context(), r.Principal, op.Action, scope) {
 		return nil
 	}
-	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, scope) {
+	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, listScope(scope)) {
 		return nil
 	}
 	return AuthorizationFailed(r.Principal, op.Action, scope)
+}
+
+// listScope is the scope a list's items live under: a collection path
+// without its collection ("/subscriptions/s/resourcegroups" →
+// "/subscriptions/s"), and without the provider namespace that introduces
+// it ("…/rg/providers/Microsoft.X/things" → "…/rg"); an item path stays.
+// A principal with a role on one resource group passes a subscription-wide
+// list through it (the handler keeps that group's items).
+func listScope(scope string) string {
+	segs := splitPath(scope)
+	if len(segs)%2 == 1 {
+		segs = segs[:len(segs)-1]
+		if n := len(segs); n >= 2 && strings.EqualFold(segs[n-2], "providers") {
+			segs = segs[:n-2]
+		}
+	}
+	return "/" + strings.Join(segs, "/")
 }
 
 // Scope is the authorization scope of a request path: the path with empty
