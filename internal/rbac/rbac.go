@@ -160,6 +160,13 @@ func splitScope(scope string) []string {
 // scopeKey is the form in which scopes are compared: normalised, lower
 // case, "" for the root.
 func scopeKey(scope string) string {
+	if strings.HasPrefix(scope, "/") && !strings.Contains(scope, "//") && (len(scope) == 1 || !strings.HasSuffix(scope, "/")) {
+		// Already normal (the common case: a request path): no split.
+		if scope == "/" {
+			return ""
+		}
+		return strings.ToLower(scope)
+	}
 	s := strings.ToLower(NormScope(scope))
 	if s == "/" {
 		return ""
@@ -295,13 +302,14 @@ func (s *Service) decide(objectID, action, scope string, below, data bool) bool 
 		return false
 	}
 	sc := scopeKey(scope)
+	act := strings.ToLower(action)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, e := range s.byPrincipal[strings.ToLower(objectID)] {
 		if e.role == nil || !(within(sc, e.scope) || (below && within(e.scope, sc))) {
 			continue
 		}
-		if e.role.permits(action, data) {
+		if e.role.permitsLower(act, data) {
 			return true
 		}
 	}

@@ -324,3 +324,28 @@ func TestParseRoleDefinitionID(t *testing.T) {
 		t.Fatal("RoleDefinitionID")
 	}
 }
+
+// BenchmarkAllowed: the cost of one decision (the ARM front door makes one
+// per request) for a principal with a few assignments.
+func BenchmarkAllowed(b *testing.B) {
+	st := memory.New()
+	s := &Service{Store: st, Clock: clock.Real{}, DefaultPrincipal: defOID, DefaultScope: sub}
+	if err := s.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, role := range []string{AcrPull, Reader, Contributor} {
+		name := strings.Replace(nameA, "1", string(rune('4'+i)), 1)
+		if _, _, err := s.Create(ctx, Assignment{Name: name, Scope: rg1, RoleDefinitionID: role, PrincipalID: defOID}, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	scope := reg1 + "/providers/Microsoft.ContainerInstance/containerGroups/cg1"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !s.Allowed(ctx, defOID, cgRead, scope) {
+			b.Fatal("denied")
+		}
+	}
+}

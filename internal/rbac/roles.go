@@ -114,7 +114,11 @@ func (d *RoleDefinition) compile() {
 // or a data action when data is set): some permission block allows it and
 // does not subtract it.
 func (d *RoleDefinition) permits(action string, data bool) bool {
-	a := strings.ToLower(action)
+	return d.permitsLower(strings.ToLower(action), data)
+}
+
+// permitsLower is permits for a lower-case action.
+func (d *RoleDefinition) permitsLower(a string, data bool) bool {
 	for _, p := range d.compiled {
 		allow, deny := p.actions, p.notActions
 		if data {
