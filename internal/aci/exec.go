@@ -24,10 +24,19 @@ import (
 // starts the process (exec) or the output stream (attach). Tickets live in
 // memory only, expire after SessionTTL, and are burnt by the first attempt
 // to open them, right password or wrong; only a hash of the password is
-// kept.
+// kept. Tickets not yet redeemed are capped, per container group and in
+// all, so that asking for tickets without opening them cannot grow the
+// table without bound; expired ones do not count.
 
 // SessionTTL is how long a session's password stays valid.
 const SessionTTL = 60 * time.Second
+
+// Caps on tickets not yet redeemed (nor expired): per container group, and
+// across all groups.
+const (
+	MaxPendingSessionsPerGroup = 32
+	MaxPendingSessions         = 1024
+)
 
 // attachTail is how many lines of the output so far an attach shows before
 // the live output.
@@ -59,6 +68,7 @@ type LogOptions struct {
 }
 
 type pendingSession struct {
+	group      string // lower-case ARM id: the per-group cap's key
 	kind       SessionKind
 	hash       [32]byte
 	expires    time.Time
@@ -74,21 +84,40 @@ type sessionTable struct {
 	m  map[string]*pendingSession
 }
 
-func (t *sessionTable) add(p *pendingSession, now time.Time) (id, password string) {
-	id, password = randomString(16, hex.EncodeToString), randomString(32, base64.RawURLEncoding.EncodeToString)
-	p.hash = sha256.Sum256([]byte(password))
+// add stores ticket p, dropping expired ones first; it refuses when the
+// caps are reached (groupName names the group in the error).
+func (t *sessionTable) add(p *pendingSession, groupName string, now time.Time) (id, password string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = map[string]*pendingSession{}
 	}
-	for k, v := range t.m { // drop expired tickets
-		if now.After(v.expires) {
+	inGroup := 0
+	for k, v := range t.m {
+		switch {
+		case now.After(v.expires):
 			delete(t.m, k)
+		case v.group == p.group:
+			inGroup++
 		}
 	}
+	// ACI's answer to too many open exec/attach requests is not documented
+	// (unverified): berth answers as ARM throttles, 429 TooManyRequests,
+	// saying which limit and when tickets free up.
+	if inGroup >= MaxPendingSessionsPerGroup {
+		return "", "", apierr.New(apierr.TooManyRequests, "TooManyRequests",
+			"Container group '%s' has %d exec or attach sessions that were requested but not opened, the most it may have. Open or let them expire (after %d seconds) and retry.",
+			groupName, MaxPendingSessionsPerGroup, int(SessionTTL/time.Second))
+	}
+	if len(t.m) >= MaxPendingSessions {
+		return "", "", apierr.New(apierr.TooManyRequests, "TooManyRequests",
+			"There are %d exec or attach sessions that were requested but not opened, the most berth keeps. Open or let them expire (after %d seconds) and retry.",
+			MaxPendingSessions, int(SessionTTL/time.Second))
+	}
+	id, password = randomString(16, hex.EncodeToString), randomString(32, base64.RawURLEncoding.EncodeToString)
+	p.hash = sha256.Sum256([]byte(password))
 	t.m[id] = p
-	return id, password
+	return id, password, nil
 }
 
 // take removes ticket id and returns it if password is right and it has not
@@ -136,9 +165,12 @@ func (s *Service) Exec(ctx context.Context, sub, rg, name, container, command st
 	if err != nil {
 		return Ticket{}, err
 	}
-	p := &pendingSession{kind: SessionExec, expires: s.Clock.Now().Add(SessionTTL), runtimeID: g.RuntimeID,
+	p := &pendingSession{group: strings.ToLower(g.ID()), kind: SessionExec, expires: s.Clock.Now().Add(SessionTTL), runtimeID: g.RuntimeID,
 		container: container, command: args, rows: uint16(rows), cols: uint16(cols)}
-	id, pw := s.sessions.add(p, s.Clock.Now())
+	id, pw, err := s.sessions.add(p, g.Name, s.Clock.Now())
+	if err != nil {
+		return Ticket{}, err
+	}
 	return Ticket{ID: id, Password: pw, Kind: SessionExec, Rows: rows, Cols: cols}, nil
 }
 
@@ -148,8 +180,11 @@ func (s *Service) Attach(ctx context.Context, sub, rg, name, container string) (
 	if err != nil {
 		return Ticket{}, err
 	}
-	p := &pendingSession{kind: SessionAttach, expires: s.Clock.Now().Add(SessionTTL), runtimeID: g.RuntimeID, container: container}
-	id, pw := s.sessions.add(p, s.Clock.Now())
+	p := &pendingSession{group: strings.ToLower(g.ID()), kind: SessionAttach, expires: s.Clock.Now().Add(SessionTTL), runtimeID: g.RuntimeID, container: container}
+	id, pw, err := s.sessions.add(p, g.Name, s.Clock.Now())
+	if err != nil {
+		return Ticket{}, err
+	}
 	return Ticket{ID: id, Password: pw, Kind: SessionAttach}, nil
 }
 
@@ -164,6 +199,9 @@ func (s *Service) runningContainer(ctx context.Context, sub, rg, name, container
 		return nil, err
 	}
 	if !slices.ContainsFunc(g.Containers, func(c Container) bool { return c.Name == container }) {
+		if slices.ContainsFunc(g.InitContainers, func(c Container) bool { return c.Name == container }) {
+			return nil, initContainerNotRunning(g, container)
+		}
 		return nil, containerNotFound(g, container)
 	}
 	if g.ProvisioningState != Succeeded || g.Stopped {
@@ -186,6 +224,17 @@ func (s *Service) runningContainer(ctx context.Context, sub, rg, name, container
 
 func containerNotFound(g *Group, container string) error {
 	return apierr.New(apierr.NotFound, "ContainerNotFound", "The container '%s' could not be found in container group '%s'.", container, g.Name)
+}
+
+// initContainerNotRunning refuses exec and attach into an init container:
+// init containers run to completion before the group's containers start,
+// so there is never a running one to enter once the group runs (and while
+// they run the group is not running yet). ACI's own code and message for
+// this are not documented (unverified); berth answers as for any container
+// that is not running, naming the reason.
+func initContainerNotRunning(g *Group, container string) error {
+	return apierr.New(apierr.Conflict, "ContainerNotRunning",
+		"The container '%s' in container group '%s' is an init container: init containers run to completion before the group's containers start. Exec and attach need a running container.", container, g.Name)
 }
 
 func groupNotRunning(g *Group) error {

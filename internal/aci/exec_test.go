@@ -259,3 +259,98 @@ func TestSplitCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestExecIntoInitContainer: init containers have run to completion when
+// the group runs, so exec and attach into one are refused as not running,
+// saying it is an init container; the group's containers stay reachable.
+func TestExecIntoInitContainer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	g := group("web", "Always")
+	g.InitContainers = []Container{{Name: "setup", Image: "reg/app:v1", Command: []string{"/app", "exit", "0"}}}
+	e.running(t, g)
+	_, err := e.svc.Exec(ctx, "sub", "rg", "web", "setup", "ls", 0, 0)
+	if code(err) != "ContainerNotRunning" || !apierr.Is(err, apierr.Conflict) || !strings.Contains(apierr.As(err).Message, "init container") {
+		t.Errorf("exec into an init container: %v", err)
+	}
+	if _, err := e.svc.Attach(ctx, "sub", "rg", "web", "setup"); code(err) != "ContainerNotRunning" {
+		t.Errorf("attach to an init container: %v", err)
+	}
+	if _, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "ls", 0, 0); err != nil {
+		t.Errorf("exec into the group's container: %v", err)
+	}
+}
+
+// TestPendingSessionCaps: tickets asked for and not opened are capped per
+// group and in all; opening one or letting it expire frees its place.
+func TestPendingSessionCaps(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.running(t, group("web", "Always"))
+	e.running(t, group("other", "Always"))
+	clk := clock.NewFake(time.Now())
+	e.svc.Clock = clk
+
+	var first Ticket
+	for i := range MaxPendingSessionsPerGroup {
+		tk, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "true", 0, 0)
+		if err != nil {
+			t.Fatalf("ticket %d: %v", i, err)
+		}
+		if i == 0 {
+			first = tk
+		}
+	}
+	_, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "true", 0, 0)
+	if code(err) != "TooManyRequests" || !apierr.Is(err, apierr.TooManyRequests) || !strings.Contains(apierr.As(err).Message, "'web'") {
+		t.Fatalf("ticket over the group's cap: %v", err)
+	}
+	if _, err := e.svc.Attach(ctx, "sub", "rg", "web", "c"); code(err) != "TooManyRequests" {
+		t.Errorf("attach over the group's cap: %v", err)
+	}
+	// Another group has its own allowance.
+	if _, err := e.svc.Exec(ctx, "sub", "rg", "other", "c", "true", 0, 0); err != nil {
+		t.Errorf("another group: %v", err)
+	}
+	// Opening a ticket frees its place.
+	s, err := e.svc.OpenSession(ctx, first.ID, first.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, s.Output)
+	s.Wait(ctx)
+	s.Close()
+	if _, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "true", 0, 0); err != nil {
+		t.Errorf("after opening one: %v", err)
+	}
+	// Expired tickets do not count.
+	clk.Advance(SessionTTL + time.Second)
+	for i := range MaxPendingSessionsPerGroup {
+		if _, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "true", 0, 0); err != nil {
+			t.Fatalf("after expiry, ticket %d: %v", i, err)
+		}
+	}
+}
+
+// TestPendingSessionTotalCap: the cap across groups.
+func TestPendingSessionTotalCap(t *testing.T) {
+	var tab sessionTable
+	now := time.Now()
+	for i := range MaxPendingSessions {
+		p := &pendingSession{group: "g" + string(rune('a'+i%26)) + strings.Repeat("x", i/26), expires: now.Add(SessionTTL)}
+		if _, _, err := tab.add(p, "g", now); err != nil {
+			t.Fatalf("ticket %d: %v", i, err)
+		}
+	}
+	_, _, err := tab.add(&pendingSession{group: "fresh", expires: now.Add(SessionTTL)}, "fresh", now)
+	if code(err) != "TooManyRequests" || strings.Contains(apierr.As(err).Message, "'fresh'") {
+		t.Fatalf("ticket over the total cap: %v", err)
+	}
+	later := now.Add(SessionTTL + time.Second)
+	if _, _, err := tab.add(&pendingSession{group: "fresh", expires: later.Add(SessionTTL)}, "fresh", later); err != nil {
+		t.Fatalf("after the others expired: %v", err)
+	}
+	if len(tab.m) != 1 {
+		t.Errorf("%d tickets kept, want only the live one", len(tab.m))
+	}
+}

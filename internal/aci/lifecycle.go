@@ -74,9 +74,29 @@ func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*View, bool, *o
 		return nil, false, nil, err
 	}
 	g = g.clone()
+	// Identities: user-assigned ones must exist; the system identity is the
+	// stored group's, or made now (and removed again if the request fails).
+	prev, err := s.Get(ctx, g.Subscription, g.ResourceGroup, g.Name)
+	if err != nil && !apierr.Is(err, apierr.NotFound) {
+		s.release(k, f)
+		return nil, false, nil, err
+	}
+	if err := s.resolveUserIdentities(ctx, g); err != nil {
+		s.release(k, f)
+		return nil, false, nil, err
+	}
+	newSystem, err := s.ensureSystemIdentity(ctx, g, prev)
+	if err != nil {
+		s.release(k, f)
+		return nil, false, nil, err
+	}
+	if g.Identity != nil && g.Identity.TenantID == "" {
+		g.Identity.TenantID = tenant
+	}
 	op := s.Operations.New(g.ID(), opKindWrite)
 	var created bool
 	var oldFqdn string
+	var oldIdentity *Identity
 	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		if err := resources.RequireActiveTx(tx, g.Subscription, g.ResourceGroup); err != nil {
 			return err
@@ -94,6 +114,12 @@ func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*View, bool, *o
 				return err
 			}
 			g.Name, g.CreatedAt = old.Name, old.CreatedAt
+			oldIdentity = old.Identity
+			if old.Identity.HasSystem() && g.Identity.HasSystem() && old.Identity.PrincipalID != g.Identity.PrincipalID {
+				// Another request changed the group since it was read
+				// (cannot happen under the flight; kept for safety).
+				g.Identity.PrincipalID, g.Identity.TenantID, g.Identity.ClientID = old.Identity.PrincipalID, old.Identity.TenantID, old.Identity.ClientID
+			}
 			g.Replaces = append(append([]string(nil), old.Replaces...), old.RuntimeID)
 			oldFqdn = old.Fqdn
 		}
@@ -118,7 +144,13 @@ func (s *Service) CreateOrUpdate(ctx context.Context, g *Group) (*View, bool, *o
 	})
 	if err != nil {
 		s.release(k, f)
+		if newSystem {
+			s.dropSystemIdentity(context.WithoutCancel(ctx), g.Identity)
+		}
 		return nil, false, nil, err
+	}
+	if oldIdentity.HasSystem() && !g.Identity.HasSystem() {
+		s.dropSystemIdentity(context.WithoutCancel(ctx), oldIdentity)
 	}
 	if oldFqdn != "" && oldFqdn != g.Fqdn {
 		s.publish(oldFqdn, "")
@@ -561,6 +593,7 @@ func (s *Service) remove(ctx context.Context, sub, rg, name string) (*View, erro
 	}
 	s.publish(g.Fqdn, "")
 	s.releaseSubnet(g)
+	s.dropSystemIdentity(dctx, g.Identity)
 	return v, nil
 }
 

@@ -94,8 +94,9 @@ func (s *Service) Capabilities() []Capability {
 }
 
 // DeleteSubnetLink removes ACI's service association link from a subnet
-// (so the subnet can be deleted). It reports whether there was a subnet to
-// unlink; groups still in the subnet make it a conflict.
+// (so the subnet can be deleted). It reports whether the subnet held the
+// link (false for a second delete, or a subnet that never had one); groups
+// still in the subnet make it a conflict.
 func (s *Service) DeleteSubnetLink(ctx context.Context, subnetID string) (bool, error) {
 	groups, err := s.list(ctx, "")
 	if err != nil {
@@ -112,9 +113,9 @@ func (s *Service) DeleteSubnetLink(ctx context.Context, subnetID string) (bool, 
 	if s.Networks == nil {
 		return false, nil
 	}
-	err = s.Networks.DeleteServiceAssociationLink(ctx, subnetID)
+	removed, err := s.Networks.DeleteServiceAssociationLink(ctx, subnetID)
 	if apierr.Is(err, apierr.NotFound) {
 		return false, nil
 	}
-	return err == nil, err
+	return removed, err
 }

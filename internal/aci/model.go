@@ -21,6 +21,8 @@ type Group struct {
 	Location      string            `json:"location"`
 	Tags          map[string]string `json:"tags,omitempty"`
 	Zones         []string          `json:"zones,omitempty"`
+	// Identity is the group's managed identities; nil: none.
+	Identity *Identity `json:"identity,omitempty"`
 
 	SKU                 string               `json:"sku,omitempty"`
 	OSType              string               `json:"osType"`
@@ -161,8 +163,9 @@ type IPAddress struct {
 }
 
 // RegistryCredential authenticates image pulls from one registry.
-// Identity/IdentityURL (2021-07-01 on) pull by managed identity (the
-// identity issue); PasswordReference (2025-09-01) names a secretReference.
+// Identity/IdentityURL (2021-07-01 on) pull by managed identity: Identity
+// is the ARM id of one of the group's user-assigned identities, or
+// "system"/"[system]" for its system identity; PasswordReference (2025-09-01) names a secretReference.
 type RegistryCredential struct {
 	Server            string `json:"server"`
 	Username          string `json:"username,omitempty"`

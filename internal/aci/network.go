@@ -24,8 +24,9 @@ type Networks interface {
 	Use(ctx context.Context, id, group string) error
 	Release(ctx context.Context, group string) error
 	// DeleteServiceAssociationLink removes ACI's link to a subnet no group
-	// uses (a conflict while groups do; NotFound for no such subnet).
-	DeleteServiceAssociationLink(ctx context.Context, subnetID string) error
+	// uses and reports whether the subnet held one (a conflict while groups
+	// use it; NotFound for no such subnet).
+	DeleteServiceAssociationLink(ctx context.Context, subnetID string) (bool, error)
 }
 
 // Names publishes the fqdns of groups with a dnsNameLabel on berth's DNS

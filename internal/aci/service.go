@@ -89,6 +89,12 @@ type Service struct {
 	Networks Networks
 	// Names publishes dnsNameLabel fqdns; nil: not published.
 	Names Names
+	// Identities resolves and creates managed identities; nil: groups
+	// with identities are refused.
+	Identities Identities
+	// Pull turns a managed identity into a registry credential (pulls by
+	// identity); nil: such pulls fail.
+	Pull IdentityPull
 	// Quota per subscription and region; zero: DefaultQuota.
 	Quota Quota
 	// GPU decides GPU requests.

@@ -3,6 +3,7 @@ package aci
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"sort"
 	"strings"
 
@@ -32,13 +33,65 @@ func (s *Service) runtimeSpec(g *Group, network string) runtime.GroupSpec {
 	if d := g.DNSConfig; d != nil {
 		spec.DNS = &runtime.DNSSpec{Nameservers: d.NameServers, Search: strings.Fields(d.SearchDomains), Options: strings.Fields(d.Options)}
 	}
+	byIdentity := map[string]string{} // registry host → client id
 	for _, rc := range g.RegistryCredentials {
+		if clientID := credentialClientID(g, rc); clientID != "" {
+			byIdentity[registryHost(rc.Server)] = clientID
+			continue
+		}
 		if rc.Username == "" && rc.Password == "" {
-			continue // identity-based credentials: the identity issue
+			continue
 		}
 		spec.Credentials = append(spec.Credentials, runtime.RegistryCredential{Server: rc.Server, Username: rc.Username, Password: rc.Password})
 	}
+	if len(byIdentity) > 0 {
+		pull := s.Pull
+		spec.ResolveCredential = func(ctx context.Context, host string) (runtime.RegistryCredential, bool, error) {
+			clientID, ok := byIdentity[registryHost(host)]
+			if !ok {
+				return runtime.RegistryCredential{}, false, nil
+			}
+			if pull == nil {
+				return runtime.RegistryCredential{}, false, errors.New("pulls by managed identity are not available")
+			}
+			user, pass, err := pull.RegistryCredential(ctx, clientID, host)
+			if err != nil {
+				return runtime.RegistryCredential{}, false, err
+			}
+			return runtime.RegistryCredential{Server: host, Username: user, Password: pass}, true, nil
+		}
+	}
 	return spec
+}
+
+// credentialClientID is the client id of the managed identity a registry
+// credential pulls as ("" for a user name and password): its identity, or
+// else its identityUrl, naming one of the group's identities.
+func credentialClientID(g *Group, rc RegistryCredential) string {
+	ref := rc.Identity
+	if ref == "" {
+		ref = rc.IdentityURL
+	}
+	switch {
+	case ref == "":
+		return ""
+	case systemCredential(ref):
+		if g.Identity.HasSystem() {
+			return g.Identity.ClientID
+		}
+	default:
+		if u := g.Identity.User(ref); u != nil {
+			return u.ClientID
+		}
+	}
+	return ""
+}
+
+// registryHost is a credential's server as a registry host (no scheme, no
+// trailing slash, lower case).
+func registryHost(server string) string {
+	server = strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
+	return strings.ToLower(strings.TrimSuffix(server, "/"))
 }
 
 func containerSpec(c Container) runtime.ContainerSpec {

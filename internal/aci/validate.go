@@ -68,7 +68,7 @@ func ValidateName(name string) error {
 func Validate(g *Group) error {
 	for _, check := range []func(*Group) error{
 		validateGroup, validateVolumes, validateContainers, validateResources,
-		validateNetwork, validatePriority, validateExtras,
+		validateNetwork, validatePriority, validateExtras, checkIdentity,
 	} {
 		if err := check(g); err != nil {
 			return err

@@ -22,6 +22,7 @@ const (
 	Forbidden                    // authenticated but not allowed
 	Unavailable                  // temporarily unable; retry later
 	TooLarge                     // request entity too large
+	TooManyRequests              // a limit on outstanding requests is reached; retry later
 )
 
 // Error is a client-visible error.

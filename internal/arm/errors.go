@@ -17,6 +17,7 @@ var statusOf = map[apierr.Class]int{
 	apierr.Forbidden:       http.StatusForbidden,
 	apierr.Unavailable:     http.StatusServiceUnavailable,
 	apierr.TooLarge:        http.StatusRequestEntityTooLarge,
+	apierr.TooManyRequests: http.StatusTooManyRequests,
 }
 
 // wireError is ARM's error detail (CloudError.error).

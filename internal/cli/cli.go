@@ -1,5 +1,6 @@
 // Package cli implements berth's command line: `berth serve` runs the
-// emulator, `berth env` prints the environment a client needs.
+// emulator, `berth env` prints the environment a client needs, `berth sp`
+// creates, lists and deletes service principals of a running berth.
 package cli
 
 import (
@@ -26,6 +27,7 @@ Usage:
   berth serve [--addr HOST:PORT] [--data-dir DIR] [--containerd-socket PATH] [--log-level LEVEL]
               [--bridge NAME] [--subnet CIDR]
   berth env   [--data-dir DIR]
+  berth sp    create [--name NAME] | list | delete APP_ID|OBJECT_ID   [--data-dir DIR] [--endpoint URL]
   berth version
 `
 
@@ -44,6 +46,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "env":
 		err = env(args[1:], stdout, stderr)
+	case "sp":
+		err = sp(args[1:], stdout, stderr)
 	case logdriver.Command: // hidden: run by containerd's shim for every container
 		return logdriver.Main(args[1:])
 	case "version", "--version":

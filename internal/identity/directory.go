@@ -42,6 +42,15 @@ type Principal struct {
 	ObjectID    string        `json:"objectId"` // a token's oid and sub
 	DisplayName string        `json:"displayName"`
 	ResourceID  string        `json:"resourceId,omitempty"` // a managed identity's ARM id
+	// AppObjectID is the object ID of a service principal's application
+	// object (Microsoft Graph's application id); empty for managed
+	// identities.
+	AppObjectID string `json:"appObjectId,omitempty"`
+	// AppOnly marks an application without a service principal in the
+	// tenant (created through Graph, before its servicePrincipal, or after
+	// the servicePrincipal was deleted): it has no object ID in use, gets no
+	// tokens and its secrets authenticate nothing.
+	AppOnly bool `json:"appOnly,omitempty"`
 }
 
 // tenantRecord is a stored tenant.
@@ -59,12 +68,13 @@ type principalRecord struct {
 // secretRecord is one client secret, stored as SHA-256(salt || secret).
 // Client secrets are long random strings, so a fast hash is enough.
 type secretRecord struct {
-	KeyID     string    `json:"keyId"`
-	Hint      string    `json:"hint"` // first three characters, as Entra shows
-	Salt      []byte    `json:"salt"`
-	Hash      []byte    `json:"hash"`
-	CreatedAt time.Time `json:"createdAt"`
-	ExpiresAt time.Time `json:"expiresAt,omitzero"` // zero: never
+	KeyID       string    `json:"keyId"`
+	DisplayName string    `json:"displayName,omitempty"`
+	Hint        string    `json:"hint"` // first three characters, as Entra shows
+	Salt        []byte    `json:"salt"`
+	Hash        []byte    `json:"hash"`
+	CreatedAt   time.Time `json:"createdAt"`
+	ExpiresAt   time.Time `json:"expiresAt,omitzero"` // zero: never
 }
 
 func newSecret(secret string, now time.Time) secretRecord {
@@ -117,6 +127,7 @@ func (s *Service) bootstrap(ctx context.Context) error {
 					ClientID:    DefaultClientID,
 					ObjectID:    DefaultObjectID,
 					DisplayName: "berth default service principal",
+					AppObjectID: DefaultAppObjectID,
 				},
 				Secrets: []secretRecord{newSecret(DefaultClientSecret, now)},
 			}
@@ -152,7 +163,11 @@ func (s *Service) principal(ctx context.Context, clientID string) (*principalRec
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(b, &rec)
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return err
+		}
+		fixup(&rec)
+		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("identity: %w: %q", ErrUnknownClient, clientID)
@@ -163,11 +178,28 @@ func (s *Service) principal(ctx context.Context, clientID string) (*principalRec
 	return &rec, nil
 }
 
+// fixup fills what records written by older berths lack.
+func fixup(rec *principalRecord) {
+	if rec.AppObjectID == "" && strings.EqualFold(rec.ClientID, DefaultClientID) {
+		rec.AppObjectID = DefaultAppObjectID
+	}
+}
+
+// activePrincipal is principal, but ErrUnknownClient for an application
+// without a service principal (it may not authenticate).
+func (s *Service) activePrincipal(ctx context.Context, clientID string) (*principalRecord, error) {
+	rec, err := s.principal(ctx, clientID)
+	if err == nil && rec.AppOnly {
+		return nil, fmt.Errorf("identity: %w: application %q has no service principal", ErrUnknownClient, clientID)
+	}
+	return rec, err
+}
+
 // CheckClientSecret authenticates a client by ID and secret (client ID
 // matched case-insensitively, secret compared in constant time). It returns
 // ErrUnknownClient or ErrInvalidSecret (wrapped), or a store error.
 func (s *Service) CheckClientSecret(ctx context.Context, clientID, secret string) (Principal, error) {
-	rec, err := s.principal(ctx, clientID)
+	rec, err := s.activePrincipal(ctx, clientID)
 	if err != nil {
 		return Principal{}, err
 	}

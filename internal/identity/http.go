@@ -322,6 +322,12 @@ func (s *Service) serveToken(q *request, tenant, flavour string) {
 		q.fail(http.StatusInternalServerError, "temporarily_unavailable", 90033, "berth could not read its directory; retry the request.")
 		return
 	}
+	if rec.AppOnly {
+		q.fail(http.StatusBadRequest, "invalid_client", 7000229, fmt.Sprintf(
+			"The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+			rec.ClientID, tenant))
+		return
+	}
 	if secret == "" {
 		q.fail(http.StatusUnauthorized, "invalid_client", 7000216,
 			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
@@ -333,7 +339,7 @@ func (s *Service) serveToken(q *request, tenant, flavour string) {
 			rec.ClientID))
 		return
 	}
-	aud, ok := resources[normAudience(resource)]
+	aud, ok := s.audienceFor(resource)
 	if !ok {
 		q.fail(http.StatusBadRequest, "invalid_resource", 500011, fmt.Sprintf(
 			"The resource principal named %s was not found in the tenant named berth. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",

@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ const (
 	// DefaultObjectID is the object ID of the default service principal
 	// (the oid and sub of its tokens).
 	DefaultObjectID = "be127000-0000-4000-8000-000000000004"
+	// DefaultAppObjectID is the object ID of the default service
+	// principal's application object (Microsoft Graph's application id).
+	DefaultAppObjectID = "be127000-0000-4000-8000-000000000005"
 )
 
 // Resource identifiers (token audiences) berth issues tokens for. ARM's two
@@ -56,6 +60,13 @@ const (
 	AudienceARM       = "https://management.core.windows.net/"
 	AudienceARMAlt    = "https://management.azure.com/"
 	AudienceContainer = "https://containerregistry.azure.net"
+	// AudienceGraph is Microsoft Graph's (berth's Graph subset, /v1.0/…).
+	// Tokens asked for berth's own base URL (az uses the "graph" endpoint of
+	// /metadata/endpoints as the resource) get it too.
+	AudienceGraph = "https://graph.microsoft.com"
+	// AudienceGraphAppID is Graph's application ID, the audience of v2
+	// Graph tokens on Entra; Graph accepts it.
+	AudienceGraphAppID = "00000003-0000-0000-c000-000000000000"
 )
 
 // resources maps a normalised resource identifier (see normAudience) to the
@@ -64,6 +75,22 @@ var resources = map[string]string{
 	normAudience(AudienceARM):       AudienceARM,
 	normAudience(AudienceARMAlt):    AudienceARMAlt,
 	normAudience(AudienceContainer): AudienceContainer,
+	normAudience(AudienceGraph):     AudienceGraph,
+	AudienceGraphAppID:              AudienceGraph,
+}
+
+// audienceFor is the audience of tokens for resource: one of resources, or
+// Graph's for berth's own base URL on a host it serves.
+func (s *Service) audienceFor(resource string) (string, bool) {
+	if aud, ok := resources[normAudience(resource)]; ok {
+		return aud, true
+	}
+	u, err := url.Parse(strings.TrimSpace(resource))
+	if err == nil && u.Scheme == "https" && u.Host != "" && strings.Trim(u.Path, "/") == "" && u.RawQuery == "" &&
+		len(s.hosts) > 0 && s.hostAllowed(u.Host) {
+		return AudienceGraph, true
+	}
+	return "", false
 }
 
 const (
@@ -80,6 +107,9 @@ var (
 	ErrTokenExpired  = errors.New("token expired")
 	ErrBadSignature  = errors.New("token signature invalid")
 	ErrWrongAudience = errors.New("token audience not accepted")
+	// ErrWrongTenant: the token is from a tenant berth does not serve
+	// (ARM: InvalidAuthenticationTokenTenant).
+	ErrWrongTenant = errors.New("token from another tenant")
 )
 
 // Errors returned by CheckClientSecret (and behind the token endpoint's

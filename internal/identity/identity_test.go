@@ -144,7 +144,7 @@ func TestNewIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Principal{Kind: KindServicePrincipal, TenantID: DefaultTenantID, ClientID: DefaultClientID,
-		ObjectID: DefaultObjectID, DisplayName: "berth default service principal"}
+		ObjectID: DefaultObjectID, DisplayName: "berth default service principal", AppObjectID: DefaultAppObjectID}
 	if p != want {
 		t.Fatalf("principal %+v, want %+v", p, want)
 	}

@@ -33,7 +33,7 @@ func (s *Service) loadLive(ctx context.Context) error {
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		return tx.Scan(tablePrincipals, "", func(_ string, b []byte) bool {
 			var rec principalRecord
-			if json.Unmarshal(b, &rec) == nil {
+			if json.Unmarshal(b, &rec) == nil && !rec.AppOnly {
 				live[strings.ToLower(rec.ObjectID)] = strings.ToLower(rec.ClientID)
 			}
 			return true
@@ -71,7 +71,7 @@ func newClientSecret() string {
 func (s *Service) CreateServicePrincipal(ctx context.Context, displayName string) (Principal, string, error) {
 	secret := newClientSecret()
 	p := Principal{Kind: KindServicePrincipal, TenantID: DefaultTenantID, ClientID: uuid.NewString(),
-		ObjectID: uuid.NewString(), DisplayName: displayName}
+		ObjectID: uuid.NewString(), DisplayName: displayName, AppObjectID: uuid.NewString()}
 	rec := principalRecord{Principal: p, Secrets: []secretRecord{newSecret(secret, s.clk.Now())}}
 	if err := s.putPrincipal(ctx, rec, false); err != nil {
 		return Principal{}, "", err
@@ -216,6 +216,7 @@ func (s *Service) ListPrincipals(ctx context.Context) ([]Principal, error) {
 		return tx.Scan(tablePrincipals, "", func(_ string, b []byte) bool {
 			var rec principalRecord
 			if json.Unmarshal(b, &rec) == nil {
+				fixup(&rec)
 				out = append(out, rec.Principal)
 			}
 			return true

@@ -96,11 +96,11 @@ func (s *Service) issue(p Principal, aud, base, flavour string) (string, *Claims
 // the given resource, as the v2 token endpoint on host (host:port) would,
 // without checking a secret. It is for in-process callers and tests.
 func (s *Service) IssueToken(ctx context.Context, clientID, resource, host string) (string, error) {
-	aud, ok := resources[normAudience(resource)]
+	aud, ok := s.audienceFor(resource)
 	if !ok {
 		return "", fmt.Errorf("identity: unknown resource %q", resource)
 	}
-	rec, err := s.principal(ctx, clientID)
+	rec, err := s.activePrincipal(ctx, clientID)
 	if err != nil {
 		return "", err
 	}
@@ -114,11 +114,11 @@ func (s *Service) IssueToken(ctx context.Context, clientID, resource, host strin
 // endpoint of the identity's group, pulls by identity). base is the issuer
 // base the token is for, "https://HOST:PORT".
 func (s *Service) IssueFor(ctx context.Context, clientID, resource, base string) (string, *Claims, error) {
-	aud, ok := resources[normAudience(resource)]
+	aud, ok := s.audienceFor(resource)
 	if !ok {
 		return "", nil, fmt.Errorf("identity: unknown resource %q", resource)
 	}
-	rec, err := s.principal(ctx, clientID)
+	rec, err := s.activePrincipal(ctx, clientID)
 	if err != nil {
 		return "", nil, err
 	}
@@ -133,7 +133,8 @@ func (s *Service) IssueFor(ctx context.Context, clientID, resource, base string)
 // and ignoring trailing slashes. At least one audience is required.
 //
 // Errors match ErrInvalidToken, and more precisely ErrTokenExpired,
-// ErrBadSignature or ErrWrongAudience where that is the reason. Their text
+// ErrBadSignature, ErrWrongAudience, ErrWrongTenant or ErrRevoked where
+// that is the reason. Their text
 // is safe to show to the client.
 func (s *Service) Verify(token string, audiences ...string) (*Claims, error) {
 	payload, err := verifyJWT([]*signingKey{s.key}, token)
@@ -145,7 +146,7 @@ func (s *Service) Verify(token string, audiences ...string) (*Claims, error) {
 		return nil, tokenErr(ErrInvalidToken, "claims are malformed")
 	}
 	if !s.knownTenant(c.TenantID) {
-		return nil, tokenErr(ErrInvalidToken, "tenant %q is not served by berth", c.TenantID)
+		return nil, tokenErr(ErrWrongTenant, "tenant %q is not served by berth", c.TenantID)
 	}
 	if !s.issuerValid(c.Issuer, c.TenantID) {
 		return nil, tokenErr(ErrInvalidToken, "issuer %q is not a berth issuer", c.Issuer)

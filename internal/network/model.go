@@ -70,6 +70,10 @@ type Subnet struct {
 	// Links are filled on reads: the container groups using the subnet
 	// (their service association link), by ARM id.
 	Links []string `json:"-"`
+	// HoldsLink is filled on reads: the subnet holds ACI's service
+	// association link (groups use it, or did and the link was not
+	// deleted since).
+	HoldsLink bool `json:"-"`
 }
 
 // Delegated reports whether the subnet is delegated to service.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,7 +26,16 @@ const (
 	tableProfiles    = "network/profiles"    // sub/rg/name (lower case) → Profile
 	tableLinks       = "network/links"       // group id (lower case) → link
 	tableSubnetLinks = "network/subnetlinks" // subnet key + "|" + group id (lower case) → link
+	tableSALs        = "network/sals"        // subnet key → sal: the subnet holds ACI's link
 )
+
+// sal records that a subnet holds ACI's service association link: from the
+// first container group placed in it until the link's DELETE (or the
+// subnet's), whether or not groups still use it.
+type sal struct {
+	SubnetID string    `json:"subnetId"`
+	Since    time.Time `json:"since"`
+}
 
 // link records that a container group uses a subnet (its service
 // association link), perhaps through a network profile.
@@ -178,8 +188,22 @@ func fill(tx store.Tx, v *VirtualNetwork) error {
 		for _, l := range ls {
 			sn.Links = append(sn.Links, l.Group)
 		}
+		held, err := holdsLink(tx, subnetKey(v.Subscription, v.ResourceGroup, v.Name, sn.Name))
+		if err != nil {
+			return err
+		}
+		sn.HoldsLink = held || len(sn.Links) > 0
 	}
 	return nil
+}
+
+// holdsLink reports whether the subnet (by key) holds ACI's link.
+func holdsLink(tx store.Tx, sk string) (bool, error) {
+	_, err := tx.Get(tableSALs, sk)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // profileUsing returns the id of an ip configuration of a profile that
@@ -290,6 +314,12 @@ func (s *Service) update(ctx context.Context, sub, rg, name string, mutate func(
 					}
 					if by != "" {
 						return inUse(o, by)
+					}
+					// No group uses it: a link it still holds goes with it,
+					// as ACI's clean-up removes it (a subnet of the same name
+					// created later starts unlinked).
+					if err := tx.Delete(tableSALs, subnetKey(sub, rg, old.Name, o.Name)); err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
 					}
 				}
 				if changed {
@@ -561,6 +591,9 @@ func (s *Service) forceDelete(ctx context.Context, v *VirtualNetwork) error {
 				}
 				return err
 			}
+			if err := tx.Delete(tableSALs, subnetKey(cur.Subscription, cur.ResourceGroup, cur.Name, sn.Name)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 			if rn, err := runtimeNetwork(cur, sn); err == nil {
 				gone = append(gone, rn.Name)
 			}
@@ -689,8 +722,10 @@ func (s *Service) NetworkProfile(ctx context.Context, profileID string) (string,
 
 // Use records that container group group (its ARM id) uses the subnet that
 // id names (a subnet id, or a network profile id): the subnet shows a
-// service association link and cannot be deleted until Release. A group
-// has one subnet; Use replaces an earlier one. It implements aci.Networks.
+// service association link (which it keeps after the groups are gone,
+// until DeleteServiceAssociationLink) and cannot be deleted until Release.
+// A group has one subnet; Use replaces an earlier one. It implements
+// aci.Networks.
 func (s *Service) Use(ctx context.Context, id, group string) error {
 	r, ok := parseID(id)
 	v, sn, profile, err := s.resolveSubnet(ctx, id, ok && r.profile != "")
@@ -706,7 +741,14 @@ func (s *Service) Use(ctx context.Context, id, group string) error {
 		if err := store.PutJSON(tx, tableLinks, strings.ToLower(group), l); err != nil {
 			return err
 		}
-		return store.PutJSON(tx, tableSubnetLinks, l.SubnetKey+"|"+strings.ToLower(group), l)
+		if err := store.PutJSON(tx, tableSubnetLinks, l.SubnetKey+"|"+strings.ToLower(group), l); err != nil {
+			return err
+		}
+		held, err := holdsLink(tx, l.SubnetKey)
+		if err != nil || held {
+			return err
+		}
+		return store.PutJSON(tx, tableSALs, l.SubnetKey, sal{SubnetID: sid, Since: s.Clock.Now().UTC()})
 	})
 }
 
@@ -732,20 +774,40 @@ func releaseTx(tx store.Tx, group string) error {
 }
 
 // DeleteServiceAssociationLink is ACI's subnet service-association-link
-// delete: it succeeds when no container group uses the subnet (the link is
-// gone then) and refuses while groups do.
-func (s *Service) DeleteServiceAssociationLink(ctx context.Context, subnetID string) error {
+// delete. It refuses while container groups use the subnet; otherwise it
+// removes the link the subnet holds and reports whether there was one (a
+// second delete finds none).
+func (s *Service) DeleteServiceAssociationLink(ctx context.Context, subnetID string) (bool, error) {
 	r, ok := parseID(subnetID)
 	if !ok || r.subnet == "" {
-		return apierr.New(apierr.Invalid, "InvalidResourceId", "The subnet id '%s' is not a valid resource id.", subnetID)
+		return false, apierr.New(apierr.Invalid, "InvalidResourceId", "The subnet id '%s' is not a valid resource id.", subnetID)
 	}
-	v, sn, err := s.GetSubnet(ctx, r.sub, r.rg, r.vnet, r.subnet)
-	if err != nil {
-		return err
-	}
-	if len(sn.Links) > 0 {
-		return apierr.New(apierr.Conflict, "ServiceAssociationLinkInUse",
-			"The service association link of subnet '%s' is in use by container group '%s' and cannot be deleted.", v.ID()+"/subnets/"+sn.Name, sn.Links[0])
-	}
-	return nil
+	removed := false
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		v, err := getVnet(tx, r.sub, r.rg, r.vnet)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return VnetNotFound(r.rg, r.vnet)
+		}
+		sn := v.Subnet(r.subnet)
+		if sn == nil {
+			return SubnetNotFound(v.ID() + "/subnets/" + r.subnet)
+		}
+		sk := subnetKey(v.Subscription, v.ResourceGroup, v.Name, sn.Name)
+		ls, err := linksOf(tx, sk)
+		if err != nil {
+			return err
+		}
+		if len(ls) > 0 {
+			return apierr.New(apierr.Conflict, "ServiceAssociationLinkInUse",
+				"The service association link of subnet '%s' is in use by container group '%s' and cannot be deleted.", v.ID()+"/subnets/"+sn.Name, ls[0].Group)
+		}
+		if removed, err = holdsLink(tx, sk); err != nil || !removed {
+			return err
+		}
+		return tx.Delete(tableSALs, sk)
+	})
+	return removed, err
 }

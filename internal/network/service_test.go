@@ -210,7 +210,7 @@ func TestGroupsInSubnets(t *testing.T) {
 	if _, err := e.svc.DeleteProfile(ctx, sub, "rg", "p1"); code(err) != "InUseNetworkProfileCannotBeDeleted" {
 		t.Errorf("delete profile in use: %v", err)
 	}
-	if err := e.svc.DeleteServiceAssociationLink(ctx, a); code(err) != "ServiceAssociationLinkInUse" {
+	if _, err := e.svc.DeleteServiceAssociationLink(ctx, a); code(err) != "ServiceAssociationLinkInUse" {
 		t.Errorf("SAL delete in use: %v", err)
 	}
 	// A resource-group delete fails while groups are there.
@@ -225,8 +225,22 @@ func TestGroupsInSubnets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.svc.DeleteServiceAssociationLink(ctx, a); err != nil {
-		t.Errorf("SAL delete: %v", err)
+	// The groups are gone; the subnet still holds the link until its delete,
+	// which removes it once (200), then finds none (204).
+	if _, sn, _ := e.svc.GetSubnet(ctx, sub, "rg", "vn1", "a"); len(sn.Links) != 0 || !sn.HoldsLink {
+		t.Errorf("after the groups left: links %v, holds link %v", sn.Links, sn.HoldsLink)
+	}
+	if removed, err := e.svc.DeleteServiceAssociationLink(ctx, a); err != nil || !removed {
+		t.Errorf("SAL delete: removed %v, %v", removed, err)
+	}
+	if _, sn, _ := e.svc.GetSubnet(ctx, sub, "rg", "vn1", "a"); sn.HoldsLink {
+		t.Errorf("the subnet holds the link after its delete")
+	}
+	if removed, err := e.svc.DeleteServiceAssociationLink(ctx, a); err != nil || removed {
+		t.Errorf("second SAL delete: removed %v, %v", removed, err)
+	}
+	if _, err := e.svc.DeleteServiceAssociationLink(ctx, subnetID("rg", "vn1", "nope")); code(err) != "NotFound" {
+		t.Errorf("SAL delete of a missing subnet: %v", err)
 	}
 	// The profile still names the subnet.
 	if _, err := e.svc.DeleteSubnet(ctx, sub, "rg", "vn1", "a"); code(err) != "InUseSubnetCannotBeDeleted" {
@@ -256,6 +270,60 @@ func TestGroupsInSubnets(t *testing.T) {
 	}
 	if list, _ := e.svc.ListProfiles(ctx, sub, ""); len(list) != 0 {
 		t.Errorf("profiles left: %d", len(list))
+	}
+}
+
+// TestServiceAssociationLink: the subnet holds ACI's link from its first
+// group until the link's delete or the subnet's; a subnet made again under
+// the same name starts without one.
+func TestServiceAssociationLink(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := e.svc.PutVirtualNetwork(ctx, vnet("rg", "vn1", "10.0.0.0/16", aciSubnet("a", "10.0.1.0/24"), aciSubnet("b", "10.0.2.0/24"))); err != nil {
+		t.Fatal(err)
+	}
+	a, b := subnetID("rg", "vn1", "a"), subnetID("rg", "vn1", "b")
+	if removed, err := e.svc.DeleteServiceAssociationLink(ctx, b); err != nil || removed {
+		t.Errorf("link delete of a subnet that never had a group: removed %v, %v", removed, err)
+	}
+	g := "/subscriptions/s-1/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/g"
+	if err := e.svc.Use(ctx, a, g); err != nil {
+		t.Fatal(err)
+	}
+	// The group moves to b: a keeps its link, b gets one.
+	if err := e.svc.Use(ctx, b, g); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.svc.GetVirtualNetwork(ctx, sub, "rg", "vn1")
+	if !v.Subnet("a").HoldsLink || !v.Subnet("b").HoldsLink || len(v.Subnet("a").Links) != 0 {
+		t.Fatalf("after the move: a %+v, b %+v", v.Subnet("a"), v.Subnet("b"))
+	}
+	if err := e.svc.Release(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting the subnet takes its link along; the same name again is
+	// unlinked.
+	if ok, err := e.svc.DeleteSubnet(ctx, sub, "rg", "vn1", "a"); err != nil || !ok {
+		t.Fatalf("delete subnet a: %v %v", ok, err)
+	}
+	if _, _, err := e.svc.PutSubnet(ctx, sub, "rg", "vn1", aciSubnet("a", "10.0.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if _, sn, _ := e.svc.GetSubnet(ctx, sub, "rg", "vn1", "a"); sn.HoldsLink {
+		t.Errorf("a subnet made again holds the old one's link")
+	}
+	if removed, err := e.svc.DeleteServiceAssociationLink(ctx, a); err != nil || removed {
+		t.Errorf("link delete of the new subnet: removed %v, %v", removed, err)
+	}
+	// So does deleting the virtual network.
+	if _, err := e.svc.DeleteVirtualNetwork(ctx, sub, "rg", "vn1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.PutVirtualNetwork(ctx, vnet("rg", "vn1", "10.0.0.0/16", aciSubnet("b", "10.0.2.0/24"))); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := e.svc.DeleteServiceAssociationLink(ctx, b); err != nil || removed {
+		t.Errorf("link delete in a virtual network made again: removed %v, %v", removed, err)
 	}
 }
 

@@ -129,6 +129,8 @@ type Service struct {
 	mu       sync.RWMutex
 	byName   map[string]*Registry // lower-case name → registry, for the data plane's hot path
 	wg       sync.WaitGroup
+	tokMu    sync.Mutex // one write of scope maps and tokens at a time (tokens.go)
+	tok      tokenState // guarded by mu
 }
 
 var nameRule = regexp.MustCompile(`^[a-zA-Z0-9]{5,50}$`)
@@ -160,6 +162,9 @@ func (s *Service) Start(ctx context.Context) error {
 			s.logf("cannot serve registry", "registry", r.Name, "loginServer", r.LoginServer, "err", err)
 		}
 		s.cache(r)
+		if err := s.reloadTokens(ctx, r); err != nil {
+			return err
+		}
 	}
 	// Imports a previous run left in progress cannot resume: settle them.
 	ops, err := s.Operations.InProgress(ctx)
@@ -494,8 +499,14 @@ func (s *Service) remove(ctx context.Context, r *Registry) error {
 		s.cache(r)
 		return err
 	}
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	s.dropTokens(r.Name)
 	return s.Store.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Delete(tableNames, strings.ToLower(r.Name)); err != nil {
+			return err
+		}
+		if err := deleteChildrenTx(tx, r); err != nil {
 			return err
 		}
 		return tx.Delete(tableRegistries, key(r.Subscription, r.ResourceGroup, r.Name))

@@ -64,8 +64,60 @@ type Principal struct {
 	// Actions lists what the principal may do on every repository of the
 	// registry: ActionPull, ActionPush, ActionDelete, ActionMetadataRead,
 	// ActionMetadataWrite, ActionCatalog (list the repositories), or
-	// ActionAll for all of them and the catalog.
+	// ActionAll for all of them and the catalog. Ignored when Scoped.
 	Actions []string
+
+	// Scoped limits the principal to Repositories (an ACR token's scope
+	// map): it may do on a repository what the rules matching its name
+	// allow together, and never list the catalog.
+	Scoped       bool
+	Repositories []RepositoryActions
+}
+
+// RepositoryActions is one rule of a scoped principal: Actions (repository
+// actions, not ActionAll) on the repositories Repository names — one
+// repository, "*" (every repository) or "prefix/*" (every repository below
+// prefix/, at any depth).
+type RepositoryActions struct {
+	Repository string   `json:"repository"`
+	Actions    []string `json:"actions"`
+}
+
+// repositoryActions are the actions ActionAll stands for on a repository.
+var repositoryActions = []string{ActionPull, ActionPush, ActionDelete, ActionMetadataRead, ActionMetadataWrite}
+
+// matches reports whether the rule covers repository repo.
+func (ra RepositoryActions) matches(repo string) bool {
+	switch {
+	case ra.Repository == "*":
+		return true
+	case strings.HasSuffix(ra.Repository, "/*"):
+		return strings.HasPrefix(repo, strings.TrimSuffix(ra.Repository, "*"))
+	}
+	return ra.Repository == repo
+}
+
+// mayOn reports whether p may perform action on repository repo: for a
+// scoped principal the union of the rules that match repo (ActionAll needs
+// every repository action), otherwise its registry-wide Actions.
+func (p Principal) mayOn(repo, action string) bool {
+	if !p.Scoped {
+		return p.may(action)
+	}
+	if action == ActionAll {
+		for _, a := range repositoryActions {
+			if !p.mayOn(repo, a) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, ra := range p.Repositories {
+		if ra.matches(repo) && slices.Contains(ra.Actions, action) {
+			return true
+		}
+	}
+	return false
 }
 
 // Repository actions, as they appear in scopes and tokens.
@@ -82,8 +134,12 @@ const (
 	ActionCatalog = "catalog"
 )
 
-// may reports whether p may perform action on every repository.
+// may reports whether p may perform action on every repository. A scoped
+// principal may do nothing registry-wide.
 func (p Principal) may(action string) bool {
+	if p.Scoped {
+		return false
+	}
 	return slices.Contains(p.Actions, ActionAll) || slices.Contains(p.Actions, action)
 }
 
@@ -179,10 +235,7 @@ func (g grant) permits(typ, name, action string) bool {
 	}
 	switch typ {
 	case "repository":
-		if action == ActionAll {
-			return g.principal.may(ActionAll)
-		}
-		return g.principal.may(action)
+		return g.principal.mayOn(name, action)
 	case "registry":
 		return name == "catalog" && (g.principal.may(ActionAll) || g.principal.may(ActionCatalog))
 	}

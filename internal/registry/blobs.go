@@ -266,10 +266,10 @@ func (r *Registry) mount(ctx context.Context, rt *call, mount, from string) (mou
 
 // canPullFrom reports whether a grant allows pulling from repo. An access
 // token's scopes name the target repository only (clients take them from
-// the challenge), so the token's principal, whose permissions are
-// registry-wide, decides too.
+// the challenge), so the token's principal (its registry-wide permissions,
+// or a scoped principal's rules for repo) decides too.
 func canPullFrom(g grant, repo string) bool {
-	return g.permits("repository", repo, ActionPull) || g.principal.may(ActionPull)
+	return g.permits("repository", repo, ActionPull) || g.principal.mayOn(repo, ActionPull)
 }
 
 // linkedIn returns the repositories blob d is linked into.

@@ -5,7 +5,6 @@ package registry
 
 import (
 	"encoding/json"
-	"encoding/pem"
 	"encoding/xml"
 	"os"
 	"os/exec"
@@ -74,7 +73,7 @@ func TestOCIConformance(t *testing.T) {
 			// The runner verifies TLS with the system roots (it has no working
 			// OCI_TLS=insecure), so it trusts the test server's certificate.
 			ca := filepath.Join(results, "ca.pem")
-			if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.Certificate().Raw}), 0o644); err != nil {
+			if err := os.WriteFile(ca, e.caPEM, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(bin)

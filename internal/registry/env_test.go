@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -26,6 +25,7 @@ import (
 	blobfs "github.com/berth-dev/berth/internal/blob/fs"
 	blobmem "github.com/berth-dev/berth/internal/blob/memory"
 	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/pki"
 	"github.com/berth-dev/berth/internal/store"
 	"github.com/berth-dev/berth/internal/store/bolt"
 	storemem "github.com/berth-dev/berth/internal/store/memory"
@@ -54,11 +54,12 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 	return testKey
 }
 
-// env is one registry behind a TLS httptest server, on memory stores.
+// env is one registry served over TLS on a loopback port, on memory stores.
 type env struct {
 	t      testing.TB
 	reg    *Registry
-	srv    *httptest.Server
+	srv    *http.Server
+	caPEM  []byte // the CA the server's certificate chains to
 	host   string // login server, 127.0.0.1:PORT
 	base   string // https://host
 	client *http.Client
@@ -104,13 +105,23 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewUnstartedServer(e.record(e.reg.Handler()))
-	e.srv.Listener.Close()
-	e.srv.Listener = ln
-	e.srv.StartTLS()
-	t.Cleanup(e.srv.Close)
+	// Served as the product serves it: TLS and plain HTTP sniffed on one
+	// port (Listen), plain HTTP redirected to https (HTTPSOnly).
+	p, err := pki.LoadOrCreate(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.caPEM = p.CAPEM()
+	e.srv = &http.Server{Handler: HTTPSOnly(e.host, e.record(e.reg.Handler())), ReadHeaderTimeout: 30 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = e.srv.Serve(Listen(ln, p.TLSConfig()))
+	}()
+	t.Cleanup(func() { e.srv.Close(); <-served })
 	e.base = "https://" + e.host
-	e.client = e.srv.Client()
+	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: p.ClientTLSConfig()}}
+	t.Cleanup(e.client.CloseIdleConnections)
 	return e
 }
 

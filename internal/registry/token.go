@@ -45,8 +45,12 @@ type tokenClaims struct {
 	RegistryID  string            `json:"rid,omitempty"` // the issuer's Config.ID (ACR's rid claim)
 	Revision    string            `json:"rev,omitempty"` // Principal.Revision
 	Permissions *tokenPermissions `json:"permissions,omitempty"`
-	Roles       []string          `json:"roles"`
-	Access      []Access          `json:"access,omitempty"`
+	// Scoped and Repositories carry a scoped principal's rules (an ACR
+	// token's scope map, as it was when the token was issued).
+	Scoped       bool                `json:"scoped,omitempty"`
+	Repositories []RepositoryActions `json:"repositories,omitempty"`
+	Roles        []string            `json:"roles"`
+	Access       []Access            `json:"access,omitempty"`
 	// Pad is filler that makes the encoded payload decodable with standard
 	// base64 (see encodePayload).
 	Pad string `json:"pad,omitempty"`
@@ -60,7 +64,8 @@ type tokenPermissions struct {
 // grant returns what the token allows: an access token its access list, a
 // refresh token its principal's permissions.
 func (c *tokenClaims) grant() grant {
-	p := Principal{ObjectID: c.Subject, ClientID: c.AppID, TenantID: c.Tenant, Revision: c.Revision}
+	p := Principal{ObjectID: c.Subject, ClientID: c.AppID, TenantID: c.Tenant, Revision: c.Revision,
+		Scoped: c.Scoped, Repositories: c.Repositories}
 	if c.Permissions != nil {
 		p.Actions = c.Permissions.Actions
 	}
@@ -93,6 +98,10 @@ func (r *Registry) issueToken(grantType string, p Principal, access []Access, ex
 		Revision:    p.Revision,
 		Permissions: &tokenPermissions{Actions: nonNil(p.Actions), NotActions: []string{}},
 		Roles:       []string{},
+	}
+	if p.Scoped {
+		c.Permissions.Actions = []string{}
+		c.Scoped, c.Repositories = true, p.Repositories
 	}
 	if grantType == grantAccessToken {
 		c.Access = access

@@ -34,6 +34,10 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 		return arm.Principal{TenantID: c.TenantID, ObjectID: c.ObjectID, ClientID: c.AppID}, nil
 	case errors.Is(err, identity.ErrTokenExpired):
 		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.")
+	case errors.Is(err, identity.ErrWrongTenant):
+		authority := "https://" + r.Host + "/" + identity.DefaultTenantID
+		return arm.Principal{}, &apierr.Error{Class: apierr.Unauthenticated, Code: "InvalidAuthenticationTokenTenant", Err: err, Message: "The access token is from the wrong issuer. It must match the tenant '" +
+			authority + "/' associated with this subscription. Please use the authority (URL) '" + authority + "' to get the token."}
 	case errors.Is(err, identity.ErrWrongAudience):
 		return arm.Principal{}, apierr.New(apierr.Unauthenticated, "InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
 	default:
@@ -43,11 +47,12 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 
 // registryAuth authenticates registry clients: service principals with
 // their client id and secret (ACR's service-principal login), the
-// registry's admin user when it is enabled, and Entra ID tokens for the
-// /oauth2/exchange flow. Service principals and Entra identities get the
-// registry actions their roles grant at the registry's ARM id (the default
-// registry's scope is the default subscription); the admin user gets
-// everything.
+// registry's admin user when it is enabled, its tokens (registries/tokens:
+// token name and password, scoped to the token's scope map), and Entra ID
+// tokens for the /oauth2/exchange flow. Service principals and Entra
+// identities get the registry actions their roles grant at the registry's
+// ARM id (the default registry's scope is the default subscription); the
+// admin user gets everything.
 type registryAuth struct {
 	ids      *identity.Service
 	roles    *rbac.Service
@@ -113,6 +118,9 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 		if gen, ok := a.svc.CheckAdmin(a.registry, username, password); ok {
 			return registry.Principal{ClientID: username, Actions: allActions, Revision: adminRevision + gen}, nil
 		}
+		if t, ok := a.svc.CheckToken(a.registry, username, password); ok {
+			return tokenPrincipal(t), nil
+		}
 	}
 	p, err := a.ids.CheckClientSecret(ctx, username, password)
 	if errors.Is(err, identity.ErrUnknownClient) || errors.Is(err, identity.ErrInvalidSecret) {
@@ -147,7 +155,28 @@ func (a registryAuth) Current(ctx context.Context, p registry.Principal) error {
 			return fmt.Errorf("%w: the admin user's password changed or the admin user was disabled", registry.ErrInvalidCredentials)
 		}
 	}
+	if rest, ok := strings.CutPrefix(p.Revision, tokenRevision); ok {
+		rev, name, _ := strings.Cut(rest, ":")
+		if a.svc == nil || !a.svc.TokenCurrent(a.registry, name, rev) {
+			return fmt.Errorf("%w: the token was disabled or deleted, its password changed or expired, or its scope map changed", registry.ErrInvalidCredentials)
+		}
+	}
 	return nil
+}
+
+// tokenRevision prefixes the Revision of ACR tokens (registries/tokens):
+// "token:<revision>:<token name>".
+const tokenRevision = "token:"
+
+// tokenPrincipal is the registry principal of a token login: scoped to
+// its scope map's repositories.
+func tokenPrincipal(t registries.TokenLogin) registry.Principal {
+	p := registry.Principal{ClientID: t.Name, Revision: tokenRevision + t.Revision + ":" + t.Name, Scoped: true,
+		Repositories: []registry.RepositoryActions{}}
+	for _, r := range t.Rules {
+		p.Repositories = append(p.Repositories, registry.RepositoryActions{Repository: r.Repository, Actions: r.Actions})
+	}
+	return p
 }
 
 func (a registryAuth) VerifyAADToken(ctx context.Context, token string) (registry.Principal, error) {

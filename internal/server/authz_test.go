@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/rbac"
@@ -98,11 +99,15 @@ func newStack(t testing.TB) *stack {
 	nets := &network.Service{Store: st, Clock: clk, Resources: res, Runtime: &network.Memory{}}
 	svc := &aci.Service{Store: st, Runtime: fake.New(fake.Options{}), Resources: res, Operations: ops, Clock: clk, Networks: nets,
 		Host: aci.HostCapacity{CPUs: 8, MemoryGB: 16}}
-	registerAPIs(armSrv, svc, regs, nets, roles)
+	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids}
+	registerAPIs(armSrv, svc, regs, nets, mis, roles)
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := nets.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := mis.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := res.Start(ctx); err != nil {
@@ -344,7 +349,8 @@ var varValue = map[string]string{
 	"subscriptionId": DefaultSubscriptionID, "resourceGroupName": "rg", "containerGroupName": "cg1",
 	"containerName": "web", "location": "westus", "operationId": "00000000-0000-0000-0000-000000000001",
 	"registryName": "regrg", "vnet": "vnet1", "subnet": "sn1", "profile": "np1",
-	"virtualNetworkName": "vnet1", "subnetName": "sn1",
+	"virtualNetworkName": "vnet1", "subnetName": "sn1", "scopeMapName": "_repositories_pull", "tokenName": "tok1",
+	"name":                      "id1",
 	"containerGroupProfileName": "prof1", "revisionNumber": "1", "roleAssignmentName": "dddddddd-0000-4000-8000-000000000001",
 	"roleDefinitionId": rbac.Reader, "scope": subPath + "/resourceGroups/rg",
 }

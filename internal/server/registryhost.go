@@ -103,10 +103,10 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: registry.HTTPSOnly(login, reg.Handler()), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	go func() {
-		if err := srv.Serve(tls.NewListener(ln, h.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(registry.Listen(ln, h.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			select {
 			case h.errc <- fmt.Errorf("registry %s: %w", name, err):
 			default:

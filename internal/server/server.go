@@ -28,7 +28,10 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/dns"
+	"github.com/berth-dev/berth/internal/graph"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/imds"
+	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
 	"github.com/berth-dev/berth/internal/rbac"
@@ -206,8 +209,29 @@ func Run(ctx context.Context, o Options) (err error) {
 	svc := &aci.Service{Store: st, Runtime: rt, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "aci"),
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
-	registerAPIs(armSrv, svc, regs, nets, roles)
+	// Managed identities of groups: the metadata endpoint at
+	// 169.254.169.254:80 inside every group, pulls by identity, and berth's
+	// ARM endpoint forwarded into every group at the host's address
+	// (decisions.md).
+	base := "https://" + dir.Config.Addr
+	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids, Log: log.With("part", "msi")}
+	gids := groupIdentities{ids: ids, mis: mis, base: base, client: &http.Client{Transport: registryTransport(dir)}}
+	svc.Identities, svc.Pull = gids, gids
+	meta := &imds.Server{Groups: imdsGroups{svc}, Tokens: imdsTokens{ids: ids, base: base}, Clock: clk,
+		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
+	closers = append(closers, meta.Close)
+	if err := rt.AddForward(containerd.Forward{Listen: imds.Address, Serve: meta.Serve}); err != nil {
+		return err
+	}
+	armInGroups := inGroupAddr(dir.Config.Addr)
+	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {
+		return err
+	}
+	registerAPIs(armSrv, svc, regs, nets, mis, roles)
 	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	if err := mis.Start(ctx); err != nil {
 		return err
 	}
 	closers = append(closers, svc.Close)
@@ -242,6 +266,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 
 	front.identity = ids
+	front.graph = &graph.Handler{IDs: ids}
 	front.arm = armSrv
 	front.terminal = &terminal.Handler{Sessions: svc, Log: log.With("part", "terminal")}
 	ready.Store(true)
@@ -319,6 +344,7 @@ func aliases(addr string) []string {
 type frontDoor struct {
 	ready    *atomic.Bool
 	identity *identity.Service
+	graph    http.Handler // Microsoft Graph subset (/v1.0/…)
 	arm      *arm.Server
 	terminal http.Handler // exec/attach websockets: given the raw connection
 }
@@ -348,6 +374,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if identity.Match(r.URL.Path) {
 		f.identity.ServeHTTP(w, r)
+		return
+	}
+	if graph.Match(r.URL.Path) {
+		f.graph.ServeHTTP(w, r)
 		return
 	}
 	f.arm.ServeHTTP(w, r)

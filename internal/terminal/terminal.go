@@ -21,8 +21,10 @@
 //     when it came as a header; a session that cannot start sends its reason
 //     as a text message and closes with 1011.
 //
-// The terminal's size is fixed when exec is called (terminalSize); the
-// client closing the websocket kills the process.
+// The terminal's size is fixed when exec is called (terminalSize): az sends
+// no resize messages (its websocket carries the password, then keystrokes),
+// so no client message is read as one. The client closing the websocket
+// kills the process.
 package terminal
 
 import (

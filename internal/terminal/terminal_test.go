@@ -234,3 +234,23 @@ func TestIncompleteTail(t *testing.T) {
 		}
 	}
 }
+
+// TestTerminalSizeFromExecRequest: az sends no resize messages (its
+// websocket carries the password, then keystrokes); the terminalSize of the
+// exec request is the size of the process's terminal.
+func TestTerminalSizeFromExecRequest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tk, err := e.svc.Exec(ctx, "sub", "rg", "web", "c", "stty size", 37, 132)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial(t, URL(e.srv.URL, tk.ID, tk.Rows, tk.Cols), nil)
+	if err := c.Write(ctx, websocket.MessageText, []byte(tk.Password)); err != nil {
+		t.Fatal(err)
+	}
+	out, _, status, reason := collect(t, c)
+	if out != "37 132\r\n" || status != websocket.StatusNormalClosure || reason != `{"exitCode":0}` {
+		t.Errorf("stty size in a 37x132 terminal: output %q, close %d %q", out, status, reason)
+	}
+}

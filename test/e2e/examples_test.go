@@ -633,8 +633,12 @@ func (v *versionRun) replaySubnetLinkDelete(t *testing.T, ex *publishedExample) 
 		if st, body := v.waitOperation(t, a); st != "Succeeded" {
 			t.Fatalf("link delete: operation %s: %s", st, body)
 		}
+	} else if len(inSubnet) > 0 && a.status != http.StatusOK {
+		t.Errorf("link delete after the groups left: %s, want 200 (the subnet held the link)", a)
 	}
-	// berth keeps no link apart from the groups using the subnet, so a
-	// second delete answers 200 again where ACI, the link gone, answers 204
-	// (reported; both are documented).
+	// The link is gone: a second delete finds none.
+	req := ex.request(v.names(nil), nil)
+	if a := v.do(t, req.method, req.path, nil); a.status != http.StatusNoContent {
+		t.Errorf("second link delete: %s, want 204", a)
+	}
 }

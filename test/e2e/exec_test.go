@@ -88,10 +88,10 @@ func TestExec(t *testing.T) {
 	image := pushTestImage(t, b, "apps/exec:v1")
 	createGroup(t, s, "rgexec", "web", webGroup(b, image))
 
-	exec := func(cmd string) aci.ContainerExecResponse {
+	execSized := func(cmd string, rows, cols int32) aci.ContainerExecResponse {
 		t.Helper()
 		resp, err := s.ctrs.ExecuteCommand(ctx, "rgexec", "web", "web", aci.ContainerExecRequest{
-			Command: to.Ptr(cmd), TerminalSize: &aci.ContainerExecRequestTerminalSize{Rows: to.Ptr[int32](24), Cols: to.Ptr[int32](80)},
+			Command: to.Ptr(cmd), TerminalSize: &aci.ContainerExecRequestTerminalSize{Rows: to.Ptr(rows), Cols: to.Ptr(cols)},
 		}, nil)
 		if err != nil {
 			t.Fatalf("exec %q: %v", cmd, err)
@@ -101,6 +101,7 @@ func TestExec(t *testing.T) {
 		}
 		return resp.ContainerExecResponse
 	}
+	exec := func(cmd string) aci.ContainerExecResponse { t.Helper(); return execSized(cmd, 24, 80) }
 
 	t.Run("OutputAndExitCode", func(t *testing.T) {
 		r := exec(`sh -c "echo hello from exec; exit 3"`)
@@ -119,11 +120,13 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("Interactive", func(t *testing.T) {
-		r := exec("/bin/sh")
+		// az sends no resize messages: the exec request's terminalSize is
+		// the terminal's size.
+		r := execSized("/bin/sh", 37, 132)
 		ws := dialSession(t, b, *r.WebSocketURI, nil)
 		ws.send(t, websocket.MessageText, *r.Password)
 		ws.send(t, websocket.MessageBinary, "echo $((6*7)) in $(stty size)\n")
-		ws.readUntil(t, "42 in 24 80")
+		ws.readUntil(t, "42 in 37 132")
 		ws.send(t, websocket.MessageBinary, "exit 5\n")
 		if _, status, reason := ws.finish(t); status != websocket.StatusNormalClosure || reason != `{"exitCode":5}` {
 			t.Errorf("close %d %q", status, reason)

@@ -159,3 +159,29 @@ func TestRegistryCLIs(t *testing.T) {
 		t.Fatalf("skopeo pulled no manifest: %v", err)
 	}
 }
+
+// TestCtrImagePull pulls from berth's registry with Debian's `ctr` (containerd
+// 1.6) as users and bench/startup do: `ctr image pull --user ID:SECRET
+// --tlscacert ca.pem 127.0.0.1:PORT/repo:tag`. containerd 1.6 speaks plain
+// HTTP to a loopback registry; berth's login server redirects it to https.
+func TestCtrImagePull(t *testing.T) {
+	b := startBerth(t)
+	ctx := ctxT(t, 5*time.Minute)
+	ref := pushTestImage(t, b, "ctr/app:v1")
+	sock := filepath.Join(b.dataDir, "runtime", "containerd", "containerd.sock")
+	ctr := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", sock, "-n", "berth-e2e-ctr"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr %s %s: %v\n%s", args[0], args[1], err, out) // not the credentials
+		}
+		return string(out)
+	}
+	ctr("image", "pull", "--user", b.env["AZURE_CLIENT_ID"]+":"+b.env["AZURE_CLIENT_SECRET"],
+		"--tlscacert", filepath.Join(b.dataDir, "pki", "ca.pem"), ref)
+	if out := ctr("image", "ls", "-q"); !strings.Contains(out, ref) {
+		t.Fatalf("ctr image ls = %q, want %s", out, ref)
+	}
+	ctr("image", "rm", ref)
+}

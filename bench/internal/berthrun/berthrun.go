@@ -37,13 +37,30 @@ type Berth struct {
 // is healthy. On error nothing is left running; otherwise the caller calls
 // Stop, then Remove.
 func Start(prefix string, args ...string) (*Berth, error) {
+	return StartRev(prefix, "", args...)
+}
+
+// StartRev is Start with berth built from git revision rev of the current
+// repository ("" is the working tree): a benchmark can run the berth of
+// before a change beside the current one, in the same run.
+func StartRev(prefix, rev string, args ...string) (*Berth, error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, err
 	}
 	b := &Berth{Dir: dir, Bin: filepath.Join(dir, "berth"), Data: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "berth.log")}
 	fail := func(err error) (*Berth, error) { b.Stop(); b.Remove(); return nil, err }
-	if out, err := exec.Command("go", "build", "-o", b.Bin, "./cmd/berth").CombinedOutput(); err != nil {
+	src, _ := filepath.Abs(".")
+	if rev != "" {
+		src = filepath.Join(dir, "src")
+		if out, err := exec.Command("git", "worktree", "add", "--detach", src, rev).CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("git worktree add %s: %v\n%s", rev, err, out))
+		}
+		defer exec.Command("git", "worktree", "remove", "--force", src).Run()
+	}
+	build := exec.Command("go", "build", "-o", b.Bin, "./cmd/berth")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("build: %v\n%s", err, out))
 	}
 	if b.Addr, err = freeAddr(); err != nil {

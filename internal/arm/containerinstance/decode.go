@@ -190,6 +190,7 @@ func toDomain(in *putGroup, apiVersion string) (*aci.Group, error) {
 	}
 	d := &decoder{f: f}
 	g := &aci.Group{Location: *in.Location, Tags: in.Tags, Zones: in.Zones}
+	g.Identity = d.identity(in.Identity)
 	if p.OSType != nil {
 		g.OSType = d.enum(*p.OSType, "", "OperatingSystemTypes", "properties.osType", "Linux", "Windows")
 	}

@@ -185,9 +185,6 @@ func TestUnsupportedProperties(t *testing.T) {
 		from, to, path string
 		ignoredIn      string // a version whose schema lacks the property
 	}{
-		{`{"location":"x",`, `{"location":"x","identity":{"type":"UserAssigned","userAssignedIdentities":{"/id":{}}},`, "identity", ""},
-		{`"username":"u"`, `"username":"u","identity":"/id"`, "properties.imageRegistryCredentials[0].identity", "2021-03-01"},
-		{`"username":"u"`, `"username":"u","identityUrl":"https://id"`, "properties.imageRegistryCredentials[0].identityUrl", "2021-03-01"},
 		{`"username":"u"`, `"username":"u","passwordReference":"pw"`, "properties.imageRegistryCredentials[0].passwordReference", "2023-05-01"},
 		{`"secretReferences":[]`, `"secretReferences":[{"name":"pw","identity":"/id","secretReferenceUri":"https://kv/secrets/pw"}]`, "properties.secretReferences", "2024-05-01-preview"},
 		{`{"name":"E","value":"v"}`, `{"name":"E","secureValueReference":"pw"}`, "properties.containers[0].properties.environmentVariables[0].secureValueReference", "2023-05-01"},

@@ -9,12 +9,10 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/aci"
-	"github.com/berth-dev/berth/internal/apierr"
 )
 
-// identityExamples carry a managed identity (the identity issue): berth
-// refuses them with FeatureNotSupported on 'identity' today. The test
-// checks that, then runs them without the identity as well.
+// identityExamples carry a managed identity: the test checks that it is
+// decoded (type and user-assigned identities).
 var identityExamples = map[string]bool{
 	"2021-03-01/ContainerGroupsCreateOrUpdate.json":      true,
 	"2023-05-01/ContainerGroupsCreateOrUpdate.json":      true,
@@ -24,8 +22,8 @@ var identityExamples = map[string]bool{
 // exampleFixups are the edits an example needs before berth accepts it,
 // each for a reason ACI shares. The identity-bearing CreateOrUpdate
 // examples put a Public address on a group in a virtual network, which
-// ACI refuses (InvalidIpAddressTypeForNetworkProfile); without their
-// identity they run with a Private address. Images (nginx, confiimage,
+// ACI refuses (InvalidIpAddressTypeForNetworkProfile); they run with a
+// Private address. Images (nginx, confiimage,
 // alpine) and subnet/network-profile ids are only resolved at provisioning
 // (InaccessibleImage, the network service), not by the wire layer.
 var exampleFixups = map[string]func(p map[string]any){
@@ -69,14 +67,8 @@ func TestPublishedExamples(t *testing.T) {
 				if err := json.Unmarshal(body, &doc); err != nil {
 					t.Fatal(err)
 				}
-				if identityExamples[key] {
-					_, err := decodeGroup(body, ver)
-					if e := apierr.As(err); err == nil || e.Code != "FeatureNotSupported" || e.Target != "identity" {
-						t.Fatalf("identity-bearing example: got %v, want FeatureNotSupported on identity", err)
-					}
-					delete(doc, "identity")
-				} else if _, ok := doc["identity"]; ok {
-					t.Fatal("example carries an identity but is not listed in identityExamples")
+				if _, ok := doc["identity"]; ok != identityExamples[key] {
+					t.Fatalf("example carries an identity: %v, listed in identityExamples: %v", ok, identityExamples[key])
 				}
 				if fix := exampleFixups[key]; fix != nil {
 					fix(doc["properties"].(map[string]any))
@@ -87,6 +79,10 @@ func TestPublishedExamples(t *testing.T) {
 					t.Fatalf("decode: %v", err)
 				}
 				g.Subscription, g.ResourceGroup, g.Name = "subid", "demo", name
+				if identityExamples[key] && (g.Identity == nil || len(g.Identity.UserAssigned) != 1) {
+					t.Fatalf("identity not decoded: %+v", g.Identity)
+				}
+				withPrincipals(g)
 				if err := aci.Validate(g); err != nil {
 					t.Fatalf("validate: %v", err)
 				}

@@ -11,8 +11,15 @@ type putGroup struct {
 	Location   *string           `json:"location"`
 	Tags       map[string]string `json:"tags"`
 	Zones      []string          `json:"zones"`
-	Identity   json.RawMessage   `json:"identity"`
+	Identity   *putIdentity      `json:"identity"`
 	Properties *putProperties    `json:"properties"`
+}
+
+// putIdentity is the group's identity block; principalId, tenantId and
+// each user identity's clientId/principalId are read-only and ignored.
+type putIdentity struct {
+	Type                   string                     `json:"type"`
+	UserAssignedIdentities map[string]json.RawMessage `json:"userAssignedIdentities"`
 }
 
 type putProperties struct {

@@ -318,9 +318,6 @@ func TestProfileAPIBadInput(t *testing.T) {
 		{"windows", "2025-09-01", "p", func(b jsonMap) { b["properties"].(jsonMap)["osType"] = "Windows" }, 400, "OsTypeNotSupported"},
 		{"mount of no volume", "2025-09-01", "p", func(b jsonMap) { b["properties"].(jsonMap)["volumes"] = []jsonMap{} }, 400, "InvalidVolumeMount"},
 		{"bad useKrypton", "2025-09-01", "p", func(b jsonMap) { b["properties"].(jsonMap)["useKrypton"] = "yes" }, 400, "InvalidRequestContent"},
-		{"managed identity pull", "2025-09-01", "p", func(b jsonMap) {
-			b["properties"].(jsonMap)["imageRegistryCredentials"] = []jsonMap{{"server": "reg", "identity": "/x"}}
-		}, 400, "FeatureNotSupported"},
 	} {
 		body := profileBody()
 		if tc.mod != nil {

@@ -34,6 +34,7 @@ func toWire(v *aci.View, apiVersion string, withView bool) containerGroup {
 			RestartPolicy: g.RestartPolicy, OSType: g.OSType,
 		},
 	}
+	out.Identity = renderIdentity(g.Identity)
 	p := &out.Properties
 	if f.has(fZones) && len(g.Zones) > 0 {
 		out.Zones = g.Zones

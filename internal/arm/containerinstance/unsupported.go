@@ -3,15 +3,13 @@ package containerinstance
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/berth-dev/berth/internal/aci"
 	"github.com/berth-dev/berth/internal/apierr"
 )
 
 // berth refuses, with FeatureNotSupported, only what would otherwise
-// silently misbehave: managed identities (the identity issue adds them),
-// references into Key Vault (they need an identity), and standby pools
+// silently misbehave: references into Key Vault, and standby pools
 // (berth has none). Everything else of the schema is accepted and stored.
 // Empty arrays/objects and null are accepted: clients send them by default.
 // Properties a version's schema lacks never get here (gate drops them).
@@ -24,14 +22,6 @@ func notSupported(path string) error {
 // checkUnsupported looks through a decoded (gated) PUT body and the group
 // made of it for what berth refuses.
 func checkUnsupported(in *putGroup, g *aci.Group) error {
-	if id := jsonValue(in.Identity); id != nil {
-		var ident struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(id, &ident) != nil || (ident.Type != "" && !strings.EqualFold(ident.Type, "None")) {
-			return notSupported("identity")
-		}
-	}
 	p := in.Properties
 	var refs []json.RawMessage
 	if jsonValue(p.SecretReferences) != nil && json.Unmarshal(p.SecretReferences, &refs) == nil && len(refs) > 0 {
@@ -45,10 +35,6 @@ func checkUnsupported(in *putGroup, g *aci.Group) error {
 	for i, rc := range g.RegistryCredentials {
 		path := fmt.Sprintf("properties.imageRegistryCredentials[%d].", i)
 		switch {
-		case rc.Identity != "":
-			return notSupported(path + "identity")
-		case rc.IdentityURL != "":
-			return notSupported(path + "identityUrl")
 		case rc.PasswordReference != "":
 			return notSupported(path + "passwordReference")
 		}

@@ -16,6 +16,7 @@ import (
 
 type containerGroup struct {
 	Properties groupProperties   `json:"properties"`
+	Identity   *identityWire     `json:"identity,omitempty"`
 	ID         string            `json:"id,omitempty"`
 	Name       string            `json:"name,omitempty"`
 	Type       string            `json:"type,omitempty"`

@@ -49,6 +49,7 @@ func (a *API) Register() {
 		arm.Route{Pattern: one + "/listUsages", Versions: Versions, Methods: arm.Ops{"GET": arm.Do(ns+"/listUsages/read", a.usages)}},
 		arm.Route{Pattern: one + "/importImage", Versions: Versions, Methods: post("/importImage/action", a.importImage)},
 	)
+	a.registerTokens(one)
 }
 
 func ids(r *arm.Request) (sub, rg, name string) {
@@ -314,11 +315,15 @@ func (a *API) usages(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
+	scopeMaps, tokens, err := a.Service.CountChildren(r.Context(), reg)
+	if err != nil {
+		return err
+	}
 	return arm.WriteJSON(w, http.StatusOK, map[string]any{"value": []map[string]any{
 		{"name": "Size", "limit": limits[reg.SKU], "currentValue": size, "unit": "Bytes"},
 		{"name": "Webhooks", "limit": webhooks[reg.SKU], "currentValue": 0, "unit": "Count"},
-		{"name": "ScopeMaps", "limit": 50000, "currentValue": 0, "unit": "Count"},
-		{"name": "Tokens", "limit": 50000, "currentValue": 0, "unit": "Count"},
+		{"name": "ScopeMaps", "limit": registries.MaxScopeMaps, "currentValue": scopeMaps, "unit": "Count"},
+		{"name": "Tokens", "limit": registries.MaxTokens, "currentValue": tokens, "unit": "Count"},
 	}})
 }
 

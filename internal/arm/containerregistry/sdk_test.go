@@ -70,6 +70,18 @@ func (i importer) Import(_ context.Context, _ *registries.Registry, req registri
 
 func newClient(t *testing.T) (*acr.RegistriesClient, chan registries.ImportRequest) {
 	t.Helper()
+	opts, imports := newServer(t)
+	c, err := acr.NewRegistriesClient(sub, staticCred{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, imports
+}
+
+// newServer serves the API on a TLS test server and returns SDK client
+// options for it.
+func newServer(t *testing.T) (*azarm.ClientOptions, chan registries.ImportRequest) {
+	t.Helper()
 	st := memory.New()
 	clk := clock.Real{}
 	ops := &operation.Tracker{Store: st, Clock: clk}
@@ -94,11 +106,7 @@ func newClient(t *testing.T) (*acr.RegistriesClient, chan registries.ImportReque
 	t.Cleanup(ts.Close)
 	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
 		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: ts.URL}}}
-	c, err := acr.NewRegistriesClient(sub, staticCred{}, &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: ts.Client()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, imports
+	return &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: ts.Client()}}, imports
 }
 
 func code(err error) string {

@@ -107,7 +107,7 @@ func toSubnet(v *network.VirtualNetwork, sn *network.Subnet) subnet {
 		}
 		p.Delegations = append(p.Delegations, wd)
 	}
-	if len(sn.Links) > 0 {
+	if sn.HoldsLink {
 		p.ServiceAssociationLinks = []sal{{ID: id + "/serviceAssociationLinks/acisal", Name: "acisal", Etag: v.Etag,
 			Type: "Microsoft.Network/virtualNetworks/subnets/serviceAssociationLinks",
 			Properties: salProps{ProvisioningState: "Succeeded", LinkedResourceType: network.ACIDelegation,

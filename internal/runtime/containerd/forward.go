@@ -18,9 +18,20 @@ import (
 // namespace. This is how a registry's login server 127.0.0.1:PORT means the
 // same thing inside a group as on the host, with no DNS or /etc/hosts
 // change.
+//
+// A forward with Serve set is an in-group endpoint instead: each connection
+// accepted inside a group is handed to Serve with the id of the group it
+// came from (berth's metadata endpoint at 169.254.169.254:80; a per-group
+// decision on whether to relay). An address the namespace lacks (such as
+// 169.254.169.254) is added to its loopback.
 type Forward struct {
 	Listen string // host:port inside the group, e.g. "127.0.0.1:7444"
-	Target string // host:port on the host, e.g. "127.0.0.1:7444"
+	Target string // host:port on the host, e.g. "127.0.0.1:7444"; unused with Serve
+	// Serve, when set, handles each connection (on its own goroutine)
+	// instead of the relay to Target. It owns c (closing it is its job; the
+	// runtime also closes it when the group's forwards stop, and waits for
+	// Serve to return) and may return before c is done.
+	Serve func(groupID string, c net.Conn)
 }
 
 // forwarder is one group's running forwards.
@@ -138,7 +149,7 @@ func (fw *forwarder) open(r *Runtime, id string, f Forward) error {
 	fw.listeners[f.Listen] = ln
 	fw.wg.Add(1)
 	fw.mu.Unlock()
-	go fw.serve(ln, f.Target)
+	go fw.serve(ln, id, f)
 	return nil
 }
 
@@ -163,7 +174,7 @@ func (g *group) stopForwards() {
 	}
 }
 
-func (fw *forwarder) serve(ln net.Listener, target string) {
+func (fw *forwarder) serve(ln net.Listener, id string, f Forward) {
 	defer fw.wg.Done()
 	delay := 5 * time.Millisecond
 	for {
@@ -179,9 +190,41 @@ func (fw *forwarder) serve(ln net.Listener, target string) {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		if f.Serve != nil {
+			if tc := fw.hand(c); tc != nil {
+				fw.wg.Add(1)
+				go func() {
+					defer fw.wg.Done()
+					f.Serve(id, tc)
+				}()
+			}
+			continue
+		}
 		fw.wg.Add(1)
-		go fw.relay(c, target)
+		go fw.relay(c, f.Target)
 	}
+}
+
+// handedConn is a connection given to a Forward's Serve: tracked (closed
+// when the group's forwards stop) until it is closed.
+type handedConn struct {
+	net.Conn
+	fw   *forwarder
+	once sync.Once
+}
+
+func (c *handedConn) Close() error {
+	c.once.Do(func() { c.fw.track(c.Conn, false) })
+	return c.Conn.Close()
+}
+
+// hand tracks c for Serve; nil (and c closed) if the forwards stopped.
+func (fw *forwarder) hand(c net.Conn) net.Conn {
+	if !fw.track(c, true) {
+		c.Close()
+		return nil
+	}
+	return &handedConn{Conn: c, fw: fw}
 }
 
 func (fw *forwarder) track(c net.Conn, on bool) bool {

@@ -1,10 +1,14 @@
 package containerd
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	goruntime "runtime"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,4 +120,61 @@ func inNetNS[T any](path string, fn func() (T, error)) (T, error) {
 	}()
 	res := <-ch
 	return res.v, res.err
+}
+
+// addLoopbackAddr adds ip/32 to lo in the calling thread's network
+// namespace (netlink RTM_NEWADDR); an address already there is fine.
+func addLoopbackAddr(ip netip.Addr) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		return err
+	}
+	a := ip.As4()
+	attr := func(typ uint16, data []byte) []byte {
+		b := make([]byte, unix.SizeofRtAttr+len(data))
+		binary.NativeEndian.PutUint16(b[0:], uint16(len(b)))
+		binary.NativeEndian.PutUint16(b[2:], typ)
+		copy(b[unix.SizeofRtAttr:], data)
+		return b
+	}
+	ifa := make([]byte, unix.SizeofIfAddrmsg)
+	ifa[0] = unix.AF_INET                                    // family
+	ifa[1] = 32                                              // prefix length
+	ifa[3] = unix.RT_SCOPE_HOST                              // scope
+	binary.NativeEndian.PutUint32(ifa[4:], uint32(lo.Index)) // index
+	body := append(append(ifa, attr(unix.IFA_LOCAL, a[:])...), attr(unix.IFA_ADDRESS, a[:])...)
+	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
+	binary.NativeEndian.PutUint32(msg[0:], uint32(unix.SizeofNlMsghdr+len(body)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWADDR)
+	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	binary.NativeEndian.PutUint32(msg[8:], 1) // sequence
+	msg = append(msg, body...)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4 {
+			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 && syscall.Errno(-code) != syscall.EEXIST {
+				return syscall.Errno(-code)
+			}
+		}
+	}
+	return nil
 }

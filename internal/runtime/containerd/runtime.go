@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -291,13 +292,29 @@ func pickSnapshotter(ctx context.Context, c *client.Client) (string, error) {
 // on its loopback where only the group's containers reach it (berth's
 // registry and metadata proxies). The caller owns the listener: it is not
 // closed by DeleteGroup and does not survive a host reboot (RecoverGroup
-// makes a new namespace). ErrNotFound if the group has no namespace.
+// makes a new namespace). ErrNotFound if the group has no namespace. An
+// IPv4 address the namespace lacks (e.g. the metadata endpoint's
+// 169.254.169.254) is added to its loopback first.
 func (r *Runtime) Listen(id, network, address string) (net.Listener, error) {
 	path := r.netnsPath(id)
 	if !validID.MatchString(id) || !netNSMounted(path) {
 		return nil, fmt.Errorf("group %q: %w", id, runtime.ErrNotFound)
 	}
-	return inNetNS(path, func() (net.Listener, error) { return net.Listen(network, address) })
+	return inNetNS(path, func() (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err == nil || !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return ln, err
+		}
+		host, _, serr := net.SplitHostPort(address)
+		ip, perr := netip.ParseAddr(host)
+		if serr != nil || perr != nil || !ip.Is4() {
+			return nil, err
+		}
+		if aerr := addLoopbackAddr(ip); aerr != nil {
+			return nil, fmt.Errorf("%w (adding %s to lo: %v)", err, ip, aerr)
+		}
+		return net.Listen(network, address)
+	})
 }
 
 // Snapshotter names the containerd snapshotter in use ("overlayfs" or

@@ -40,6 +40,14 @@
 //	acr-repos URL     with the group's managed identity (the instance
 //	                  metadata endpoint, through azidentity), lists the
 //	                  repositories of the registry at URL (see acr.go).
+//	imds RES URL N    asks the instance metadata endpoint (169.254.169.254)
+//	                  for a token for resource RES without the Metadata
+//	                  header ("nometa STATUS BODY") and with it ("raw STATUS
+//	                  [BODY]"); if that worked, gets one with azidentity's
+//	                  ManagedIdentityCredential ("token ok"), GETs URL (HTTPS,
+//	                  unverified) with it ("arm STATUS BODY"), then times N
+//	                  token requests ("p50 D p99 D n N"). Exits 0; 1 on
+//	                  errors.
 //
 // SIGTERM and SIGINT make every mode exit at once with code 0.
 package main
@@ -109,6 +117,8 @@ func run(mode string, args []string) int {
 		return lines(args)
 	case "fetch":
 		return fetch(first(args))
+	case "imds":
+		return imds(args)
 	case "probe":
 		secs := 3.0
 		if len(args) > 1 {
