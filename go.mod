@@ -30,6 +30,7 @@ require (
 require github.com/coder/websocket v1.8.15
 
 require (
+	github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2 v2.2.0
 	github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi v1.3.0
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/moby/sys/capability v0.4.0 // indirect

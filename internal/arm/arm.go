@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -63,6 +64,16 @@ func (r *Request) Allowed(action, id string) bool {
 		return true
 	}
 	return r.authz.Allowed(r.Context(), r.Principal, action, id)
+}
+
+// AllowedBelow reports whether the caller may perform action at the
+// resource with id or somewhere below it (a subscription is listed to a
+// principal with a role on one of its resource groups).
+func (r *Request) AllowedBelow(action, id string) bool {
+	if r.authz == nil || action == AnyPrincipal {
+		return true
+	}
+	return r.authz.AllowedBelow(r.Context(), r.Principal, action, id)
 }
 
 // HandlerFunc handles one method of one route. A returned error is written
@@ -223,7 +234,12 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
 		}
 		req.APIVersion = v
 	}
-	if sub := params["subscriptionId"]; sub != "" && !matched.Public {
+	sub := params["subscriptionId"]
+	if sub == "" && len(segs) >= 2 && strings.EqualFold(segs[0], "subscriptions") {
+		// A {scope*} route (role assignments): the scope's subscription.
+		sub, _ = url.PathUnescape(segs[1])
+	}
+	if sub != "" && !matched.Public {
 		s, err := s.Resources.GetSubscription(hr.Context(), sub)
 		if err != nil {
 			return err
@@ -254,10 +270,27 @@ func (s *Server) authorize(r *Request, op Op) error {
 	if s.Authz.Allowed(r.Context(), r.Principal, op.Action, scope) {
 		return nil
 	}
-	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, scope) {
+	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, listScope(scope)) {
 		return nil
 	}
 	return AuthorizationFailed(r.Principal, op.Action, scope)
+}
+
+// listScope is the scope a list's items live under: a collection path
+// without its collection ("/subscriptions/s/resourcegroups" →
+// "/subscriptions/s"), and without the provider namespace that introduces
+// it ("…/rg/providers/Microsoft.X/things" → "…/rg"); an item path stays.
+// A principal with a role on one resource group passes a subscription-wide
+// list through it (the handler keeps that group's items).
+func listScope(scope string) string {
+	segs := splitPath(scope)
+	if len(segs)%2 == 1 {
+		segs = segs[:len(segs)-1]
+		if n := len(segs); n >= 2 && strings.EqualFold(segs[n-2], "providers") {
+			segs = segs[:n-2]
+		}
+	}
+	return "/" + strings.Join(segs, "/")
 }
 
 // Scope is the authorization scope of a request path: the path with empty

@@ -18,7 +18,24 @@ func (a scopeAuthz) Allowed(_ context.Context, _ Principal, action, scope string
 
 func (a scopeAuthz) AllowedBelow(_ context.Context, _ Principal, action, scope string) bool {
 	s := strings.ToLower(a.scope) + "/"
-	return strings.EqualFold(action, a.action) && strings.HasPrefix(s, strings.ToLower(scope)+"/")
+	return strings.EqualFold(action, a.action) && strings.HasPrefix(s, strings.TrimSuffix(strings.ToLower(scope), "/")+"/")
+}
+
+func TestListScope(t *testing.T) {
+	for in, want := range map[string]string{
+		"/subscriptions":                                "/",
+		"/subscriptions/s":                              "/subscriptions/s",
+		"/subscriptions/s/resourcegroups":               "/subscriptions/s",
+		"/subscriptions/s/providers/Microsoft.X/things": "/subscriptions/s",
+		"/subscriptions/s/resourceGroups/rg/providers/Microsoft.X/things":                                                     "/subscriptions/s/resourceGroups/rg",
+		"/subscriptions/s/resourceGroups/rg/providers/Microsoft.X/things/t/subs":                                              "/subscriptions/s/resourceGroups/rg/providers/Microsoft.X/things/t",
+		"/subscriptions/s/resourceGroups/rg/providers/Microsoft.X/things/t/providers/Microsoft.Authorization/roleAssignments": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.X/things/t",
+		"/providers/Microsoft.Authorization/roleAssignments":                                                                  "/",
+	} {
+		if got := listScope(in); got != want {
+			t.Errorf("listScope(%s) = %s, want %s", in, got, want)
+		}
+	}
 }
 
 func TestAuthorizeAtTheChokePoint(t *testing.T) {
@@ -52,22 +69,22 @@ func TestAuthorizeAtTheChokePoint(t *testing.T) {
 
 func TestListFiltersBelowTheScope(t *testing.T) {
 	const action = "Microsoft.Test/things/read"
-	s := &Server{Auth: tokenAuth{}, Authz: scopeAuthz{action, "/p/rg1"}}
+	s := &Server{Auth: tokenAuth{}, Authz: scopeAuthz{action, "/p/x/rg1"}}
 	var listed []string
-	s.Handle(Route{Pattern: "/p", Methods: Ops{"GET": List(action, func(w http.ResponseWriter, r *Request) error {
+	s.Handle(Route{Pattern: "/p/x/things", Methods: Ops{"GET": List(action, func(w http.ResponseWriter, r *Request) error {
 		listed = nil
-		for _, id := range []string{"/p/rg1/a", "/p/rg10/b"} {
+		for _, id := range []string{"/p/x/rg1/a", "/p/x/rg10/b"} {
 			if r.Allowed(action, id) {
 				listed = append(listed, id)
 			}
 		}
 		return WriteJSON(w, 200, listed)
 	})}})
-	req := httptest.NewRequest("GET", "/p", nil)
+	req := httptest.NewRequest("GET", "/p/x/things", nil)
 	req.Header.Set("Authorization", "Bearer good")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
-	if rec.Code != 200 || len(listed) != 1 || listed[0] != "/p/rg1/a" {
+	if rec.Code != 200 || len(listed) != 1 || listed[0] != "/p/x/rg1/a" {
 		t.Fatalf("list: %d %v", rec.Code, listed)
 	}
 	s.Authz = scopeAuthz{action, "/q"}

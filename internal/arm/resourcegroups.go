@@ -68,7 +68,10 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *Request) error {
 	}
 	out := []wireSubscription{}
 	for _, sub := range subs {
-		out = append(out, toWireSub(sub))
+		// Any role in the subscription shows it, as in Azure.
+		if r.AllowedBelow(subRead, "/subscriptions/"+sub.ID) {
+			out = append(out, toWireSub(sub))
+		}
 	}
 	return WriteJSON(w, http.StatusOK, map[string]any{"value": out, "count": map[string]any{"type": "Total", "value": len(out)}})
 }
@@ -108,7 +111,9 @@ func (s *Server) listGroups(w http.ResponseWriter, r *Request) error {
 	}
 	out := []wireGroup{}
 	for _, g := range gs {
-		out = append(out, toWireGroup(g))
+		if r.Allowed(rgRead, g.ID()) {
+			out = append(out, toWireGroup(g))
+		}
 	}
 	return WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }

@@ -63,8 +63,8 @@ type Principal struct {
 
 	// Actions lists what the principal may do on every repository of the
 	// registry: ActionPull, ActionPush, ActionDelete, ActionMetadataRead,
-	// ActionMetadataWrite, or ActionAll for all of them and the catalog.
-	// Ignored when Scoped.
+	// ActionMetadataWrite, ActionCatalog (list the repositories), or
+	// ActionAll for all of them and the catalog. Ignored when Scoped.
 	Actions []string
 
 	// Scoped limits the principal to Repositories (an ACR token's scope
@@ -128,6 +128,10 @@ const (
 	ActionDelete        = "delete"
 	ActionMetadataRead  = "metadata_read"
 	ActionMetadataWrite = "metadata_write"
+	// ActionCatalog lets a principal list the registry's repositories
+	// (the registry:catalog:* scope) without the other actions ActionAll
+	// brings: ACR grants it to every role that may pull.
+	ActionCatalog = "catalog"
 )
 
 // may reports whether p may perform action on every repository. A scoped
@@ -233,7 +237,7 @@ func (g grant) permits(typ, name, action string) bool {
 	case "repository":
 		return g.principal.mayOn(name, action)
 	case "registry":
-		return name == "catalog" && g.principal.may(ActionAll)
+		return name == "catalog" && (g.principal.may(ActionAll) || g.principal.may(ActionCatalog))
 	}
 	return false
 }

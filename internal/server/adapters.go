@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/apierr"
 	"github.com/berth-dev/berth/internal/arm"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/rbac"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/registry"
 )
@@ -47,16 +49,66 @@ func (a armAuth) Authenticate(r *http.Request) (arm.Principal, error) {
 // their client id and secret (ACR's service-principal login), the
 // registry's admin user when it is enabled, its tokens (registries/tokens:
 // token name and password, scoped to the token's scope map), and Entra ID
-// tokens for the /oauth2/exchange flow.
+// tokens for the /oauth2/exchange flow. Service principals and Entra
+// identities get the registry actions their roles grant at the registry's
+// ARM id (the default registry's scope is the default subscription); the
+// admin user gets everything.
 type registryAuth struct {
 	ids      *identity.Service
+	roles    *rbac.Service
 	svc      *registries.Service // nil: no admin user (the default registry)
 	registry string
+	// defaultScope is the scope of the default registry (svc == nil).
+	defaultScope string
 }
 
-// allActions: every principal may do everything until RBAC arrives (AcrPull,
-// AcrPush …).
+// allActions: the admin user may do everything.
 var allActions = []string{registry.ActionAll}
+
+// rbacRevision marks registry principals whose actions come from their
+// roles: Current re-checks them against the roles they hold now.
+const rbacRevision = "rbac"
+
+// scope is the registry's ARM id ("" when it is gone).
+func (a registryAuth) scope() string {
+	if a.svc == nil {
+		return a.defaultScope
+	}
+	if r := a.svc.ByName(a.registry); r != nil {
+		return r.ID()
+	}
+	return ""
+}
+
+// actions are the registry actions principal oid's roles grant at the
+// registry: pull (with metadata reads and the catalog) for
+// registries/pull/read (AcrPull, AcrPush, Reader), push (with metadata
+// writes) for registries/push/write (AcrPush), delete for
+// registries/artifacts/delete (AcrDelete); Owner and Contributor hold all
+// three, which is everything.
+func (a registryAuth) actions(ctx context.Context, oid string) []string {
+	sc := a.scope()
+	if sc == "" || a.roles == nil {
+		return []string{}
+	}
+	pull := a.roles.Allowed(ctx, oid, rbac.ActionRegistryPull, sc)
+	push := a.roles.Allowed(ctx, oid, rbac.ActionRegistryPush, sc)
+	del := a.roles.Allowed(ctx, oid, rbac.ActionRegistryDelete, sc)
+	if pull && push && del {
+		return allActions
+	}
+	out := []string{}
+	if pull {
+		out = append(out, registry.ActionPull, registry.ActionMetadataRead, registry.ActionCatalog)
+	}
+	if push {
+		out = append(out, registry.ActionPush, registry.ActionMetadataWrite)
+	}
+	if del {
+		out = append(out, registry.ActionDelete)
+	}
+	return out
+}
 
 // adminRevision prefixes the Revision of admin-user principals.
 const adminRevision = "admin:"
@@ -77,7 +129,8 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 	if err != nil {
 		return registry.Principal{}, err
 	}
-	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID, Actions: allActions}, nil
+	return registry.Principal{ObjectID: p.ObjectID, ClientID: p.ClientID, TenantID: p.TenantID,
+		Actions: a.actions(ctx, p.ObjectID), Revision: rbacRevision}, nil
 }
 
 // Current says whether the credential behind a registry token still holds:
@@ -86,6 +139,16 @@ func (a registryAuth) CheckPassword(ctx context.Context, username, password stri
 func (a registryAuth) Current(ctx context.Context, p registry.Principal) error {
 	if p.ObjectID != "" && !a.ids.Live(p.ObjectID) {
 		return fmt.Errorf("%w: the principal %s no longer exists", registry.ErrInvalidCredentials, p.ObjectID)
+	}
+	if p.Revision == rbacRevision {
+		// A role removed since the token was issued takes its actions
+		// away at once: the token stops working, the client asks again.
+		now := a.actions(ctx, p.ObjectID)
+		for _, act := range p.Actions {
+			if !slices.Contains(now, registry.ActionAll) && !slices.Contains(now, act) {
+				return fmt.Errorf("%w: the principal %s no longer holds a role granting %q on this registry", registry.ErrInvalidCredentials, p.ObjectID, act)
+			}
+		}
 	}
 	if gen, ok := strings.CutPrefix(p.Revision, adminRevision); ok {
 		if a.svc == nil || !a.svc.AdminCurrent(a.registry, gen) {
@@ -121,5 +184,26 @@ func (a registryAuth) VerifyAADToken(ctx context.Context, token string) (registr
 	if err != nil {
 		return registry.Principal{}, fmt.Errorf("%w: %v", registry.ErrInvalidCredentials, err)
 	}
-	return registry.Principal{ObjectID: c.ObjectID, ClientID: c.AppID, TenantID: c.TenantID, Actions: allActions}, nil
+	return registry.Principal{ObjectID: c.ObjectID, ClientID: c.AppID, TenantID: c.TenantID,
+		Actions: a.actions(ctx, c.ObjectID), Revision: rbacRevision}, nil
+}
+
+// principals lets rbac check that a role assignment names a principal of
+// berth's directory (identity's in-memory index).
+type principals struct{ ids *identity.Service }
+
+func (p principals) Exists(_ context.Context, oid string) bool { return p.ids.Live(oid) }
+
+// armAuthz is the ARM front door's Authorizer: RBAC decisions by the
+// caller's object id.
+type armAuthz struct{ roles *rbac.Service }
+
+var _ arm.Authorizer = armAuthz{}
+
+func (a armAuthz) Allowed(ctx context.Context, p arm.Principal, action, scope string) bool {
+	return a.roles.Allowed(ctx, p.ObjectID, action, scope)
+}
+
+func (a armAuthz) AllowedBelow(ctx context.Context, p arm.Principal, action, scope string) bool {
+	return a.roles.AllowedBelow(ctx, p.ObjectID, action, scope)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/datadir"
 	"github.com/berth-dev/berth/internal/identity"
+	"github.com/berth-dev/berth/internal/rbac"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/registry"
 	"github.com/berth-dev/berth/internal/runtime/containerd"
@@ -35,12 +36,16 @@ type registryHost struct {
 	tls   *tls.Config
 	store store.Store
 	ids   *identity.Service
-	key   *rsa.PrivateKey
-	clock clock.Clock
-	log   *slog.Logger
-	rt    *containerd.Runtime
-	svc   *registries.Service // admin users, anonymous pull; nil for the default registry only
-	errc  chan<- error
+	roles *rbac.Service // registry actions from role assignments
+	// defaultScope is the default registry's RBAC scope (it is not an ARM
+	// resource): the default subscription.
+	defaultScope string
+	key          *rsa.PrivateKey
+	clock        clock.Clock
+	log          *slog.Logger
+	rt           *containerd.Runtime
+	svc          *registries.Service // admin users, anonymous pull; nil for the default registry only
+	errc         chan<- error
 	// trusted marks importImage's connections (firewall.go).
 	trusted *trustedConns
 
@@ -87,7 +92,7 @@ func (h *registryHost) Serve(ctx context.Context, r *registries.Registry) error 
 	name := r.Name
 	cfg := registry.Config{
 		Name: name, LoginServer: login, Blobs: blobs, Store: h.store,
-		Auth:       registryAuth{ids: h.ids, svc: h.svc, registry: name},
+		Auth:       registryAuth{ids: h.ids, roles: h.roles, svc: h.svc, registry: name, defaultScope: h.defaultScope},
 		ID:         r.UID,
 		SigningKey: h.key, KeyID: "berth-registry", Clock: h.clock, Logger: h.log.With("registry", name),
 	}

@@ -18,7 +18,7 @@ var actionShape = regexp.MustCompile(`^Microsoft\.[A-Za-z]+(/[A-Za-z]+)+/(read|w
 func TestEveryRouteDeclaresAnAction(t *testing.T) {
 	s := &arm.Server{}
 	s.HandleCore()
-	registerAPIs(s, nil, nil, nil, nil)
+	registerAPIs(s, nil, nil, nil, nil, nil)
 	publicOK := map[string]bool{"/metadata/endpoints": true}
 	n := 0
 	for _, rt := range s.Routes() {

@@ -34,6 +34,7 @@ import (
 	"github.com/berth-dev/berth/internal/msi"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/operation"
+	"github.com/berth-dev/berth/internal/rbac"
 	"github.com/berth-dev/berth/internal/registries"
 	"github.com/berth-dev/berth/internal/resources"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -128,6 +129,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	// RBAC: the well-known service principal is Owner of the default
+	// subscription (assignment rbac.BootstrapName).
+	roles := &rbac.Service{Store: st, Clock: clk, Principals: principals{ids}, TenantID: identity.DefaultTenantID,
+		DefaultPrincipal: identity.DefaultObjectID, DefaultScope: "/subscriptions/" + DefaultSubscriptionID}
+	if err := roles.Start(ctx); err != nil {
+		return err
+	}
+
 	// Groups resolve through berth's DNS server on their bridge's gateway
 	// (set up below, before any group is created or re-adopted).
 	var netrt *netRuntime
@@ -172,7 +181,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	trusted := &trustedConns{}
-	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, key: regKey, clock: clk,
+	rhost := &registryHost{dir: dir, tls: dir.PKI.TLSConfig(), store: st, ids: ids, roles: roles,
+		defaultScope: "/subscriptions/" + DefaultSubscriptionID, key: regKey, clock: clk,
 		log: log.With("part", "registry"), rt: rt, errc: errc, served: map[string]*servedRegistry{}, trusted: trusted}
 	closers = append(closers, rhost.Close)
 	if err := rhost.Serve(ctx, &registries.Registry{Name: datadir.DefaultRegistryName, LoginServer: defaultLogin,
@@ -190,7 +200,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	closers = append(closers, regs.Close)
 
 	armSrv := &arm.Server{
-		Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
+		Auth: armAuth{ids}, Authz: armAuthz{roles}, Resources: res, Operations: ops, Clock: clk, Log: log.With("part", "arm"),
 		RetryAfter: 250 * time.Millisecond,
 		Metadata: func(base string) any {
 			return cloudMetadata(base, dir.Config.Registries[datadir.DefaultRegistryName])
@@ -220,7 +230,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {
 		return err
 	}
-	registerAPIs(armSrv, svc, regs, nets, mis)
+	registerAPIs(armSrv, svc, regs, nets, mis, roles)
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}

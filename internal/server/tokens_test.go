@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/internal/fileutil"
 	"github.com/berth-dev/berth/internal/identity"
 	"github.com/berth-dev/berth/internal/operation"
+	"github.com/berth-dev/berth/internal/rbac"
 	"github.com/berth-dev/berth/internal/registry"
 	"github.com/berth-dev/berth/internal/resources"
 	storemem "github.com/berth-dev/berth/internal/store/memory"
@@ -32,6 +33,7 @@ const issuerHost = "127.0.0.1:7443"
 
 type tokenEnv struct {
 	ids    *identity.Service
+	roles  *rbac.Service
 	clk    *clock.Fake
 	keyDir string
 	arm    *httptest.Server
@@ -54,6 +56,10 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 	if err := res.EnsureSubscription(ctx, resources.Subscription{ID: DefaultSubscriptionID, TenantID: identity.DefaultTenantID, State: "Enabled"}); err != nil {
 		t.Fatal(err)
 	}
+	roles := &rbac.Service{Store: st, Clock: clk, Principals: principals{ids}, DefaultPrincipal: identity.DefaultObjectID, DefaultScope: subPath}
+	if err := roles.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	s := &arm.Server{Auth: armAuth{ids}, Resources: res, Operations: ops, Clock: clk}
 	s.HandleCore()
 	armTS := httptest.NewServer(s)
@@ -70,12 +76,12 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 	t.Cleanup(regTS.Close)
 	login := strings.TrimPrefix(regTS.URL, "http://")
 	reg, err := registry.New(registry.Config{Name: "berth", LoginServer: login, Blobs: memory.New(), Store: st,
-		Auth: registryAuth{ids: ids, registry: "berth"}, SigningKey: regKey, KeyID: "k1", Clock: clk})
+		Auth: registryAuth{ids: ids, roles: roles, registry: "berth", defaultScope: subPath}, SigningKey: regKey, KeyID: "k1", Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h = reg.Handler()
-	return &tokenEnv{ids: ids, clk: clk, keyDir: keyDir, arm: armTS, reg: regTS, login: login}
+	return &tokenEnv{ids: ids, roles: roles, clk: clk, keyDir: keyDir, arm: armTS, reg: regTS, login: login}
 }
 
 // token issues an ARM token for the default principal.
@@ -256,6 +262,10 @@ func TestDeletedPrincipalRegistryToken(t *testing.T) {
 	ctx := context.Background()
 	sp, secret, err := e.ids.CreateServicePrincipal(ctx, "pusher")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Registry access comes from a role (RBAC).
+	if _, _, err := e.roles.Create(ctx, rbac.Assignment{Name: newGUID(), Scope: subPath, RoleDefinitionID: rbac.AcrPush, PrincipalID: sp.ObjectID}, ""); err != nil {
 		t.Fatal(err)
 	}
 	// Basic login with the secret for an access token (ACR's SP login).

@@ -59,6 +59,7 @@ var forbidden = map[string][]string{
 	"internal/resources": {"internal/arm", "internal/server", "internal/aci"},
 	"internal/registry":  {"internal/arm", "internal/server", "internal/aci", "internal/identity", "internal/runtime"},
 	"internal/identity":  {"internal/arm", "internal/server", "internal/aci", "internal/registry", "internal/runtime"},
+	"internal/rbac":      {"internal/arm", "internal/server", "internal/aci", "internal/registry", "internal/registries", "internal/runtime", "internal/identity", "internal/network"},
 	"internal/msi":       {"internal/arm", "internal/server", "internal/aci", "internal/registry", "internal/runtime", "internal/graph"},
 	"internal/graph":     {"internal/arm", "internal/server", "internal/aci", "internal/registry", "internal/runtime", "internal/msi", "internal/store"},
 	"internal/apierr":    {"internal/"},

@@ -118,7 +118,9 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 		t.Fatalf("pull without credentials: %v", err)
 	}
 
-	// With the identity as registry credential: pulled by identity.
+	// With the identity as registry credential and AcrPull on the
+	// registry: pulled by identity.
+	assignRole(ctx, t, s, *reg.ID, "AcrPull", *uai.Properties.PrincipalID)
 	id := &aci.ContainerGroupIdentity{Type: to.Ptr(aci.ResourceIdentityTypeUserAssigned),
 		UserAssignedIdentities: map[string]*aci.UserAssignedIdentities{uaiID: {}}}
 	created := createGroup(t, s, "rg-mi", "mi-app", imdsGroup(b, image,

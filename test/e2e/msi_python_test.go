@@ -58,6 +58,23 @@ func TestManagedIdentityWithPython(t *testing.T) {
 		t.Fatalf("berth sp create printed %s (%v)", out, err)
 	}
 
+	// RBAC: the new principal may manage msirg once it is Contributor there.
+	out, err = exec.CommandContext(ctx, binary(t), "sp", "list", "--data-dir", b.dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth sp list: %v\n%s", err, out)
+	}
+	var listed []map[string]any
+	if err := json.Unmarshal(out, &listed); err != nil {
+		t.Fatalf("berth sp list printed %s (%v)", out, err)
+	}
+	spOID := ""
+	for _, o := range listed {
+		if o["appId"] == sp.AppID {
+			spOID, _ = o["id"].(string)
+		}
+	}
+	assignRole(ctx, t, s, "/subscriptions/"+s.sub+"/resourceGroups/msirg", "Contributor", spOID)
+
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pyIdentity, sp.AppID, sp.Password)
 	cmd.Env = os.Environ()
 	for k, v := range b.env {

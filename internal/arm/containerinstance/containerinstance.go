@@ -175,9 +175,15 @@ func (a *API) pageSize() int {
 }
 
 func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
-	gs, err := a.Service.List(r.Context(), r.Param("subscriptionId"), rg)
+	all, err := a.Service.List(r.Context(), r.Param("subscriptionId"), rg)
 	if err != nil {
 		return err
+	}
+	gs := all[:0:0]
+	for _, g := range all {
+		if r.Allowed(actRead, g.ID()) {
+			gs = append(gs, g)
+		}
 	}
 	page, next := arm.Page(gs, r, a.pageSize(), aci.SortKey)
 	out := listResult{Value: []containerGroup{}, NextLink: next}

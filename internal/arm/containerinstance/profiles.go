@@ -330,9 +330,15 @@ func (a *API) listProfilesSubscription(w http.ResponseWriter, r *arm.Request) er
 }
 
 func (a *API) listProfiles(w http.ResponseWriter, r *arm.Request, rg string) error {
-	ps, err := a.Service.ListProfiles(r.Context(), r.Param("subscriptionId"), rg)
+	all, err := a.Service.ListProfiles(r.Context(), r.Param("subscriptionId"), rg)
 	if err != nil {
 		return err
+	}
+	ps := all[:0:0]
+	for _, p := range all {
+		if r.Allowed(profRead, p.ID()) {
+			ps = append(ps, p)
+		}
 	}
 	return a.writeProfiles(w, r, ps, aci.ProfileSortKey)
 }

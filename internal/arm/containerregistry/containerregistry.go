@@ -275,7 +275,9 @@ func (a *API) list(w http.ResponseWriter, r *arm.Request, rg string) error {
 	}
 	out := []registry{}
 	for _, reg := range regs {
-		out = append(out, toWire(reg))
+		if r.Allowed("Microsoft.ContainerRegistry/registries/read", reg.ID()) {
+			out = append(out, toWire(reg))
+		}
 	}
 	return arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }

@@ -246,7 +246,9 @@ func (a *API) listVnets(w http.ResponseWriter, r *arm.Request) error {
 	}
 	out := []vnet{}
 	for _, v := range vs {
-		out = append(out, toVnet(v))
+		if r.Allowed("Microsoft.Network/virtualNetworks/read", v.ID()) {
+			out = append(out, toVnet(v))
+		}
 	}
 	return arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }
@@ -401,7 +403,9 @@ func (a *API) listProfiles(w http.ResponseWriter, r *arm.Request) error {
 	}
 	out := []profileOut{}
 	for _, p := range ps {
-		out = append(out, toProfile(p))
+		if r.Allowed("Microsoft.Network/networkProfiles/read", p.ID()) {
+			out = append(out, toProfile(p))
+		}
 	}
 	return arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }

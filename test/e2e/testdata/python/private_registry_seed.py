@@ -22,7 +22,7 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
-    Container, ContainerGroup, ContainerGroupIdentity, ContainerGroupSubnetId,
+    Container, ContainerGroup, ContainerGroupIdentity, ContainerGroupSubnetId, EnvironmentVariable,
     ImageRegistryCredential, ResourceRequests, ResourceRequirements, UserAssignedIdentities)
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
@@ -91,14 +91,17 @@ def setup(prefix, other_prefix):
     }
 
 
-def group(name, image, subnet_id, identity_id, login, command):
+def group(name, image, subnet_id, identity_id, creds, command):
     return aci.container_groups.begin_create_or_update(RG, name, ContainerGroup(
         location=LOC, os_type="Linux", restart_policy="Never",
         identity=ContainerGroupIdentity(type="UserAssigned",
                                         user_assigned_identities={identity_id: UserAssignedIdentities()}),
-        image_registry_credentials=[ImageRegistryCredential(server=login, identity=identity_id)] if login else None,
+        image_registry_credentials=creds,
         subnet_ids=[ContainerGroupSubnetId(id=subnet_id)],
         containers=[Container(name="app", image=image, command=command,
+                              # berth's CA: the test image carries no CA bundle.
+                              environment_variables=[EnvironmentVariable(name="BERTH_CA_PEM",
+                                                                         secure_value=env["BERTH_CA_PEM"])],
                               resources=ResourceRequirements(requests=ResourceRequests(cpu=0.5, memory_in_gb=0.5)))],
     ))
 
@@ -124,6 +127,7 @@ def failure(poller):
 
 def deploy(s):
     login, image = s["login"], s["login"] + "/app:v1"
+    by_identity = [ImageRegistryCredential(server=login, identity=s["identity_id"])]
     reg = acr.registries.begin_update(RG, "seedacr", {
         "public_network_access": "Disabled", "network_rule_bypass_options": "AzureServices"}).result()
     assert reg.public_network_access == "Disabled", reg.public_network_access
@@ -139,7 +143,7 @@ def deploy(s):
 
     # The group in the subnet pulls by identity; its program asks the metadata
     # endpoint for a token (ManagedIdentityCredential) and lists repositories.
-    group("seedgroup", image, s["subnet_id"], s["identity_id"], login,
+    group("seedgroup", image, s["subnet_id"], s["identity_id"], by_identity,
           ["/app", "acr-repos", "https://" + login]).result()
     g = finished("seedgroup")
     out["group"] = {"provisioning": g.provisioning_state, "ip": g.ip_address.ip if g.ip_address else "",
@@ -149,17 +153,19 @@ def deploy(s):
 
     # Without AcrPull a new group cannot pull.
     auth.role_assignments.delete(s["registry_id"], pull.name)
-    out["no_role"] = failure(group("norole", image, s["subnet_id"], s["identity_id"], login, ["/app", "echo", "x"]))
+    out["no_role"] = failure(group("norole", image, s["subnet_id"], s["identity_id"], by_identity, ["/app", "echo", "x"]))
     out["no_role_state"] = aci.container_groups.get(RG, "norole").provisioning_state
 
     # With the role back, a group on a virtual network without a private
     # endpoint to the registry still cannot pull from it …
     assign(s["registry_id"], ACR_PULL, s["identity_principal"])
-    out["other_vnet"] = failure(group("othervnet", image, s["other_subnet_id"], s["identity_id"], login,
+    out["other_vnet"] = failure(group("othervnet", image, s["other_subnet_id"], s["identity_id"], by_identity,
                                       ["/app", "echo", "x"]))
-    # … nor reach it (the image comes from berth's open default registry).
-    group("otherreach", env["OPEN_IMAGE"], s["other_subnet_id"], s["identity_id"], None,
-          ["/app", "fetch", "https://" + login + "/v2/"]).result()
+    # … nor reach it (its image comes from berth's default registry).
+    open_creds = [ImageRegistryCredential(server=env["BERTH_REGISTRY"], username=env["AZURE_CLIENT_ID"],
+                                          password=env["AZURE_CLIENT_SECRET"])]
+    group("otherreach", env["OPEN_IMAGE"], s["other_subnet_id"], s["identity_id"], open_creds,
+          ["/app", "status", "https://" + login + "/v2/"]).result()
     g = finished("otherreach")
     out["other_reach_logs"] = aci.containers.list_logs(RG, "otherreach", "app").content
     return out
