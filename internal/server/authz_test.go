@@ -352,6 +352,7 @@ var varValue = map[string]string{
 	"virtualNetworkName": "vnet1", "subnetName": "sn1", "scopeMapName": "_repositories_pull", "tokenName": "tok1",
 	"name":                      "id1",
 	"containerGroupProfileName": "prof1", "revisionNumber": "1", "roleAssignmentName": "dddddddd-0000-4000-8000-000000000001",
+	"connectionName": "pe1.conn", "groupName": "registry", "endpoint": "pe1",
 	"roleDefinitionId": rbac.Reader, "scope": subPath + "/resourceGroups/rg",
 }
 
