@@ -58,23 +58,7 @@ func TestSeedPrivateRegistryWithPython(t *testing.T) {
 	if err := json.Unmarshal(out, &pusher); err != nil {
 		t.Fatalf("sp create output: %v\n%s", err, out)
 	}
-	out, err = exec.CommandContext(ctx, binary(t), "sp", "list", "--data-dir", b.dataDir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("berth sp list: %v\n%s", err, out)
-	}
-	var sps []struct{ ID, AppID string }
-	if err := json.Unmarshal(out, &sps); err != nil {
-		t.Fatalf("sp list output: %v\n%s", err, out)
-	}
-	pusherOID := ""
-	for _, sp := range sps {
-		if sp.AppID == pusher.AppID {
-			pusherOID = sp.ID
-		}
-	}
-	if pusherOID == "" {
-		t.Fatalf("pusher %s not listed: %s", pusher.AppID, out)
-	}
+	pusherOID := spObjectID(ctx, t, pusher.AppID, b)
 
 	ca, err := os.ReadFile(filepath.Join(b.dataDir, "pki", "ca.pem"))
 	if err != nil {
