@@ -11,9 +11,10 @@ import (
 	"testing"
 )
 
-// identityExamples need a managed identity, which belongs to the identity
-// issue: berth answers them with FeatureNotSupported naming `identity`
-// today, and the replay checks exactly that.
+// identityExamples carry managed identities: the user-assigned identities
+// they name are created first (Microsoft.ManagedIdentity, through ARM) and
+// the references pointed at them (adapt); the answer must then carry the
+// identities' principal and client ids.
 //
 //   - 2021-03-01/ContainerGroupsCreateOrUpdate.json: identity "SystemAssigned, UserAssigned"
 //   - 2023-05-01/ContainerGroupsCreateOrUpdate.json: identity "SystemAssigned, UserAssigned"
@@ -56,8 +57,8 @@ var replayOrder = []string{
 // Microsoft.ContainerInstance specs (2021-03-01, 2023-05-01) against the
 // real berth with real containers: each must get a status its operation
 // documents and a body that validates against that version's schema.
-// Examples that need a managed identity (identityExamples) must get
-// FeatureNotSupported on `identity`.
+// Examples with managed identities (identityExamples) get them created
+// first.
 //
 // What the examples reference and berth cannot have is made first or
 // pointed at what the test made (adapt says which, per example):
@@ -256,6 +257,7 @@ func (v *versionRun) adapt(t *testing.T, doc map[string]any) []string {
 	if p == nil {
 		t.Fatal("example has no properties")
 	}
+	notes = append(notes, v.identities(t, doc)...)
 	for _, k := range []string{"containers", "initContainers"} {
 		list, _ := p[k].([]any)
 		for _, c := range list {
@@ -368,10 +370,78 @@ func (v *versionRun) createGroupFrom(t *testing.T, rg, name string, doc map[stri
 	return a
 }
 
+// identities creates the user-assigned identities doc names (in the
+// examples' resource group, by the last segment of each id) and points
+// the references at them: identity.userAssignedIdentities keys and
+// encryptionProperties.identity.
+func (v *versionRun) identities(t *testing.T, doc map[string]any) []string {
+	t.Helper()
+	id, _ := doc["identity"].(map[string]any)
+	uai, _ := id["userAssignedIdentities"].(map[string]any)
+	if len(uai) == 0 {
+		return nil
+	}
+	var notes []string
+	moved := map[string]string{}
+	for old, val := range uai {
+		name := old[strings.LastIndex(old, "/")+1:]
+		path := "/subscriptions/" + v.b.env["AZURE_SUBSCRIPTION_ID"] + "/resourceGroups/" + v.rg +
+			"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
+		if a := v.do(t, "PUT", path+"?api-version=2023-01-31", []byte(`{"location":"westeurope"}`)); a.status != http.StatusOK && a.status != http.StatusCreated {
+			t.Fatalf("user-assigned identity %s: %s", name, a)
+		}
+		delete(uai, old)
+		uai[path] = val
+		moved[strings.ToLower(old)] = path
+		notes = append(notes, fmt.Sprintf("userAssignedIdentity %s → %s (created)", old, path))
+	}
+	if ep, _ := doc["properties"].(map[string]any)["encryptionProperties"].(map[string]any); ep != nil {
+		if ref, _ := ep["identity"].(string); moved[strings.ToLower(ref)] != "" {
+			ep["identity"] = moved[strings.ToLower(ref)]
+		}
+	}
+	return notes
+}
+
+// checkIdentities checks that a group's answer names its identities as
+// ACI does: a principalId for the system identity, each user-assigned one
+// with its clientId and principalId.
+func checkIdentities(t *testing.T, key string, body []byte, want map[string]any) {
+	t.Helper()
+	var got struct {
+		Identity struct {
+			Type                   string `json:"type"`
+			PrincipalID            string `json:"principalId"`
+			TenantID               string `json:"tenantId"`
+			UserAssignedIdentities map[string]struct {
+				PrincipalID string `json:"principalId"`
+				ClientID    string `json:"clientId"`
+			} `json:"userAssignedIdentities"`
+		} `json:"identity"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	typ, _ := want["type"].(string)
+	if !strings.EqualFold(got.Identity.Type, typ) || got.Identity.TenantID == "" {
+		t.Errorf("%s: identity %+v, want type %s with a tenant", key, got.Identity, typ)
+	}
+	if strings.Contains(typ, "SystemAssigned") && got.Identity.PrincipalID == "" {
+		t.Errorf("%s: the system identity has no principalId", key)
+	}
+	uai, _ := want["userAssignedIdentities"].(map[string]any)
+	for id := range uai {
+		u, ok := got.Identity.UserAssignedIdentities[id]
+		if !ok || u.PrincipalID == "" || u.ClientID == "" {
+			t.Errorf("%s: user-assigned identity %s rendered as %+v", key, id, got.Identity.UserAssignedIdentities)
+		}
+	}
+}
+
 // fixtures makes what the examples after the create examples work on:
 // demo1 in the examples' resource group (the version's
-// ContainerGroupsCreateOrUpdate example without its identity), and a group
-// that really failed for Get_Failed.
+// ContainerGroupsCreateOrUpdate example, its identities included), and a
+// group that really failed for Get_Failed.
 func (v *versionRun) fixtures(t *testing.T) {
 	var ex *publishedExample
 	for _, e := range v.sp.examples(t) {
@@ -383,9 +453,8 @@ func (v *versionRun) fixtures(t *testing.T) {
 		t.Fatal("no ContainerGroupsCreateOrUpdate example")
 	}
 	doc := cloneJSON(t, ex.params["containerGroup"])
-	delete(doc, "identity")
 	notes := v.adapt(t, doc)
-	t.Logf("demo1 is %s without its identity; %s", ex.key(), strings.Join(notes, "; "))
+	t.Logf("demo1 is %s; %s", ex.key(), strings.Join(notes, "; "))
 	secrets := secretsOf(doc)
 	a := v.createGroupFrom(t, v.rg, "demo1", doc, "Succeeded")
 	checkNoSecrets(t, "PUT demo1", a.body, secrets)
@@ -556,28 +625,14 @@ func (v *versionRun) replayOne(t *testing.T, ex *publishedExample) {
 }
 
 // replayCreate replays a create-or-update example: in a resource group of
-// its own, its operation must end Succeeded; one with an identity must be
-// refused with FeatureNotSupported on identity, creating nothing.
+// its own, its operation must end Succeeded (identities the example names
+// created first, see identities).
 func (v *versionRun) replayCreate(t *testing.T, ex *publishedExample) {
 	doc := cloneJSON(t, ex.params["containerGroup"])
 	notes := v.adapt(t, doc)
 	t.Logf("%s: %s", ex.key(), strings.Join(notes, "; "))
-	if _, ok := doc["identity"]; ok || slices.Contains(identityExamples, ex.key()) {
-		if !ok || !slices.Contains(identityExamples, ex.key()) {
-			t.Fatalf("%s: identity in body %v, listed in identityExamples %v", ex.key(), ok, slices.Contains(identityExamples, ex.key()))
-		}
-		req := ex.request(v.names(nil), mustJSON(doc))
-		a := v.do(t, req.method, req.path, req.body)
-		v.mu.Lock()
-		v.ran = append(v.ran, fmt.Sprintf("%-75s %-45s %s %d (excluded: managed identity)", ex.key(), ex.op.id, req.method, a.status))
-		v.mu.Unlock()
-		if code, target := a.errorCode(); a.status != http.StatusBadRequest || code != "FeatureNotSupported" || target != "identity" {
-			t.Errorf("identity-bearing example: %s, want 400 FeatureNotSupported on identity", a)
-		}
-		if got := v.do(t, "GET", v.groupPath(v.rg, "demo1"), nil); got.status != http.StatusNotFound {
-			t.Errorf("a refused PUT left a group: %s", got)
-		}
-		return
+	if _, ok := doc["identity"]; ok != slices.Contains(identityExamples, ex.key()) {
+		t.Fatalf("%s: identity in body %v, listed in identityExamples %v", ex.key(), ok, slices.Contains(identityExamples, ex.key()))
 	}
 	rg := v.tag + "-" + strings.ToLower(ex.name)
 	v.resourceGroup(t, rg)
@@ -587,6 +642,9 @@ func (v *versionRun) replayCreate(t *testing.T, ex *publishedExample) {
 		t.Errorf("a new group: %d, want 201", a.status)
 	}
 	checkNoSecrets(t, "PUT", a.body, secrets)
+	if id, ok := doc["identity"].(map[string]any); ok {
+		checkIdentities(t, ex.key(), a.body, id)
+	}
 	if st, body := v.waitOperation(t, a); st != "Succeeded" {
 		t.Fatalf("operation %s: %s", st, body)
 	}
@@ -600,6 +658,17 @@ func (v *versionRun) replayCreate(t *testing.T, ex *publishedExample) {
 	// under restartPolicy Never, and may have finished).
 	if st := g.state(); st != "Running" && st != "Succeeded" {
 		t.Errorf("instanceView state %q, want Running (or Succeeded): %s", st, got.body)
+	}
+	// The ContainerGroupsCreateOrUpdate example is also demo1, the fixture
+	// the later examples work on (fixtures): it goes once checked, giving
+	// back its DNS name label (one group holds a label in a region, as in
+	// Azure) and its subnet.
+	if ex.name == "ContainerGroupsCreateOrUpdate" {
+		a := v.do(t, "DELETE", v.groupPath(rg, ex.param("containerGroupName")), nil)
+		if a.status != http.StatusOK && a.status != http.StatusNoContent {
+			t.Fatalf("delete %s: %s", rg, a)
+		}
+		delete(v.createdIn, ex.name)
 	}
 }
 
