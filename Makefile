@@ -33,6 +33,8 @@ test: deps vet
 bench: deps build
 	$(GO) run ./bench/startup
 	$(GO) run ./bench/registry
+	$(GO) run ./bench/exec
+	$(GO) run ./bench/authz
 
 clean:
 	rm -rf bin

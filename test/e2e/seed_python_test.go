@@ -27,10 +27,11 @@ type seedResult struct {
 		ExitCode       *int   `json:"exit_code"`
 		Logs           string `json:"logs"`
 	} `json:"group"`
-	NoRole         string `json:"no_role"`
-	NoRoleState    string `json:"no_role_state"`
-	OtherVnet      string `json:"other_vnet"`
-	OtherReachLogs string `json:"other_reach_logs"`
+	NoRole         string   `json:"no_role"`
+	NoRoleState    string   `json:"no_role_state"`
+	NoRoleEvents   []string `json:"no_role_events"`
+	OtherVnet      string   `json:"other_vnet"`
+	OtherReachLogs string   `json:"other_reach_logs"`
 }
 
 // TestSeedPrivateRegistryWithPython runs the seed's no-password deployment
@@ -132,6 +133,11 @@ func TestSeedPrivateRegistryWithPython(t *testing.T) {
 	}
 	if !strings.Contains(r.NoRole, "InaccessibleImage") || r.NoRoleState != "Failed" {
 		t.Errorf("without AcrPull: %s (%s)", r.NoRole, r.NoRoleState)
+	}
+	if ev := strings.Join(r.NoRoleEvents, "\n"); !strings.Contains(ev, "Warning Failed") {
+		t.Errorf("without AcrPull, no Failed event naming the reason:\n%s", ev)
+	} else {
+		t.Logf("without AcrPull, the container's events:\n%s", ev)
 	}
 	if !strings.Contains(r.OtherVnet, "InaccessibleImage") {
 		t.Errorf("from a virtual network without a private endpoint: %s", r.OtherVnet)

@@ -154,7 +154,9 @@ def deploy(s):
     # Without AcrPull a new group cannot pull.
     auth.role_assignments.delete(s["registry_id"], pull.name)
     out["no_role"] = failure(group("norole", image, s["subnet_id"], s["identity_id"], by_identity, ["/app", "echo", "x"]))
-    out["no_role_state"] = aci.container_groups.get(RG, "norole").provisioning_state
+    g = aci.container_groups.get(RG, "norole")
+    out["no_role_state"] = g.provisioning_state
+    out["no_role_events"] = [f"{e.type} {e.name}: {e.message}" for e in (g.containers[0].instance_view.events or [])]
 
     # With the role back, a group on a virtual network without a private
     # endpoint to the registry still cannot pull from it …
