@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/runtime/containerd"
 	"github.com/berth-dev/berth/internal/registries"
 )
 
@@ -31,7 +32,11 @@ func (h *registryHost) firewall(name string, svc *registries.Service, next http.
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := h.caller(r.RemoteAddr)
+		local := ""
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			local = a.String()
+		}
+		c := h.caller(r.RemoteAddr, local)
 		if !svc.Allowed(name, c) {
 			ip := ""
 			if c.Addr.IsValid() {
@@ -47,13 +52,13 @@ func (h *registryHost) firewall(name string, svc *registries.Service, next http.
 }
 
 // caller says where a registry request whose connection comes from
-// remoteAddr comes from.
-func (h *registryHost) caller(remoteAddr string) registries.Caller {
-	if c, ok := h.trusted.callerOf(remoteAddr); ok {
+// remoteAddr (to the listener's localAddr) comes from.
+func (h *registryHost) caller(remoteAddr, localAddr string) registries.Caller {
+	if c, ok := h.trusted.callerOf(remoteAddr, localAddr); ok {
 		return c
 	}
 	if h.rt != nil {
-		if c, ok := h.rt.CallerOf(remoteAddr); ok {
+		if c, ok := h.rt.CallerOf(remoteAddr, localAddr); ok {
 			return registries.Caller{Kind: registries.FromGroup, Addr: c.Addr, Network: vnetOf(c.Network)}
 		}
 	}
@@ -95,13 +100,13 @@ type trustedConns struct {
 	m  map[string]registries.Caller
 }
 
-func (t *trustedConns) callerOf(remoteAddr string) (registries.Caller, bool) {
+func (t *trustedConns) callerOf(remoteAddr, localAddr string) (registries.Caller, bool) {
 	if t == nil {
 		return registries.Caller{}, false
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	c, ok := t.m[remoteAddr]
+	c, ok := t.m[containerd.ConnKey(remoteAddr, localAddr)]
 	return c, ok
 }
 
@@ -114,7 +119,7 @@ func (t *trustedConns) transport(base *http.Transport, who registries.Caller) *h
 		if err != nil {
 			return nil, err
 		}
-		k := c.LocalAddr().String()
+		k := containerd.ConnKey(c.LocalAddr().String(), c.RemoteAddr().String())
 		t.mu.Lock()
 		if t.m == nil {
 			t.m = map[string]registries.Caller{}

@@ -26,28 +26,37 @@ type Caller struct {
 	Addr netip.Addr
 }
 
-// callers maps the local address of each open connection berth opened on
-// a group's behalf to its Caller.
+// callers maps each open connection berth opened on a group's behalf, by
+// its two ends (connKey), to its Caller. Both ends, not the local address
+// alone: one ephemeral port may be in use at once by connections to
+// different addresses (an idle pull connection to one registry, a relay to
+// another), and only the pair tells them apart.
 type callers struct {
 	mu sync.RWMutex
 	m  map[string]Caller
 }
 
-// CallerOf reports on whose behalf berth opened the connection whose local
-// address is remoteAddr (an http.Request's RemoteAddr on a host listener).
-// ok is false for connections berth did not open for a group. An entry
-// exists from before the connection's first byte until it is closed.
-func (r *Runtime) CallerOf(remoteAddr string) (Caller, bool) {
+// CallerOf reports on whose behalf berth opened the connection a host
+// listener sees from remoteAddr at its own address localAddr (an
+// http.Request's RemoteAddr and the http.LocalAddrContextKey address). ok
+// is false for connections berth did not open for a group. An entry exists
+// from before the connection's first byte until it is closed.
+func (r *Runtime) CallerOf(remoteAddr, localAddr string) (Caller, bool) {
 	r.callers.mu.RLock()
 	defer r.callers.mu.RUnlock()
-	c, ok := r.callers.m[remoteAddr]
+	c, ok := r.callers.m[ConnKey(remoteAddr, localAddr)]
 	return c, ok
 }
+
+// ConnKey names a TCP connection by its two ends as its dialer sees them
+// (local, then remote address) — which is remote, then local, as its
+// listener sees them.
+func ConnKey(dialerLocal, dialerRemote string) string { return dialerLocal + ">" + dialerRemote }
 
 // track records c as opened for who until it is closed; the returned
 // connection must be used (and closed) in c's place.
 func (cs *callers) track(c net.Conn, who Caller) net.Conn {
-	k := c.LocalAddr().String()
+	k := ConnKey(c.LocalAddr().String(), c.RemoteAddr().String())
 	cs.mu.Lock()
 	if cs.m == nil {
 		cs.m = map[string]Caller{}

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,7 +29,7 @@ func TestCallers(t *testing.T) {
 	}
 	seen := map[string][]call{} // by what: "service", "registry"
 	record := func(what string, r *http.Request) {
-		c, ok := rtp.Load().CallerOf(r.RemoteAddr)
+		c, ok := rtp.Load().CallerOf(r.RemoteAddr, r.Context().Value(http.LocalAddrContextKey).(net.Addr).String())
 		mu.Lock()
 		seen[what] = append(seen[what], call{c, ok})
 		mu.Unlock()
@@ -85,4 +86,37 @@ func TestCallers(t *testing.T) {
 	if c := svcSeen[1]; c.ok {
 		t.Errorf("the host's connection is known as %+v", c.c)
 	}
+}
+
+// addrConn is a net.Conn with given addresses (only they are used).
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr  { return c.local }
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c addrConn) Close() error         { return nil }
+
+// TestCallersKeyedByBothEnds: one ephemeral port may serve connections to
+// two listeners at once (an idle pull connection of one network to one
+// registry, a relay of another group to a second registry); each listener
+// must find its own connection's caller.
+func TestCallersKeyedByBothEnds(t *testing.T) {
+	r := &Runtime{}
+	cs := &r.callers
+	tcp := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
+	a := cs.track(addrConn{local: tcp("127.0.0.1:50000"), remote: tcp("127.0.0.1:7444")}, Caller{Network: "vnet-a"})
+	b := cs.track(addrConn{local: tcp("127.0.0.1:50000"), remote: tcp("127.0.0.1:7445")}, Caller{Network: "vnet-b"})
+	if c, ok := r.CallerOf("127.0.0.1:50000", "127.0.0.1:7445"); !ok || c.Network != "vnet-b" {
+		t.Fatalf("registry 7445 sees %+v %v, want vnet-b", c, ok)
+	}
+	if c, ok := r.CallerOf("127.0.0.1:50000", "127.0.0.1:7444"); !ok || c.Network != "vnet-a" {
+		t.Fatalf("registry 7444 sees %+v %v, want vnet-a", c, ok)
+	}
+	b.Close()
+	if _, ok := r.CallerOf("127.0.0.1:50000", "127.0.0.1:7445"); ok {
+		t.Fatal("a closed connection is still known")
+	}
+	a.Close()
 }
