@@ -22,6 +22,10 @@ func TestProbes(t *testing.T) {
 	if _, err := s.groups.CreateOrUpdate(ctx, "probes", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
 	}
+	delayed := func(p *aci.ContainerProbe) *aci.ContainerProbe {
+		p.InitialDelaySeconds = to.Ptr[int32](3)
+		return p
+	}
 	fast := func(p *aci.ContainerProbe) *aci.ContainerProbe {
 		p.PeriodSeconds, p.FailureThreshold, p.TimeoutSeconds = to.Ptr[int32](1), to.Ptr[int32](2), to.Ptr[int32](1)
 		return p
@@ -44,9 +48,11 @@ func TestProbes(t *testing.T) {
 			// Readiness by a command that fails: never ready, not restarted.
 			container("unready", 8082, nil, fast(&aci.ContainerProbe{Exec: &aci.ContainerExec{Command: to.SliceOfPtrs("/bin/cat", "/no/such/file")}})),
 			// Both pass: its own port, with a header; a command that succeeds.
+			// The server needs a moment to listen (a loaded machine), as a
+			// real one would: initialDelaySeconds, as users write it.
 			container("healthy", 8083,
-				fast(&aci.ContainerProbe{HTTPGet: &aci.ContainerHTTPGet{Port: to.Ptr[int32](8083), Path: to.Ptr("/"),
-					HTTPHeaders: []*aci.HTTPHeader{{Name: to.Ptr("X-Probe"), Value: to.Ptr("berth")}}}}),
+				delayed(fast(&aci.ContainerProbe{HTTPGet: &aci.ContainerHTTPGet{Port: to.Ptr[int32](8083), Path: to.Ptr("/"),
+					HTTPHeaders: []*aci.HTTPHeader{{Name: to.Ptr("X-Probe"), Value: to.Ptr("berth")}}}})),
 				fast(&aci.ContainerProbe{Exec: &aci.ContainerExec{Command: to.SliceOfPtrs("/bin/cat", "/app")}})),
 		},
 	}}
