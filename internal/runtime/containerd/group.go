@@ -567,8 +567,21 @@ func (r *Runtime) containerStatus(ctx context.Context, groupID, name string) (ru
 		cs.Current = runtime.ContainerState{State: runtime.StateRunning, StartTime: bk.started}
 	case tasktypes.Status_STOPPED:
 		cs.Current = terminated(bk.started, p.GetExitedAt().AsTime(), int(p.GetExitStatus()))
-		if bk.exited != nil && bk.exited.FinishTime.Equal(cs.Current.FinishTime) {
+		switch {
+		case bk.exited != nil && bk.exited.FinishTime.Equal(cs.Current.FinishTime):
 			cs.Current = *bk.exited // handled: it knows about OOM kills
+		case cs.Current.ExitCode == oomExitCode:
+			// Not handled yet: its watcher is behind. Read the OOM counter
+			// as it will, so no reader sees an OOM kill as a plain Error.
+			// If the watcher handled it meanwhile (and removed the cgroup),
+			// its record says.
+			if cont, err := r.client.LoadContainer(ctx, cid); err == nil && oomKilled(ctx, cont) {
+				cs.Current.DetailStatus = detailOOMKilled
+			} else if info, err := r.client.ContainerService().Get(ctx, cid); err == nil {
+				if ex := parseBookkeeping(info.Labels).exited; ex != nil && ex.FinishTime.Equal(cs.Current.FinishTime) {
+					cs.Current = *ex
+				}
+			}
 		}
 	}
 	cs.Ready = readyOf(info.Labels, cs.Current)
