@@ -226,7 +226,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
 	closers = append(closers, meta.Close)
 	if err := rt.AddRedirect(ctx, containerd.Redirect{Addr: imds.Address, Serve: meta.Serve}); err != nil {
-		return err
+		// Like the DNS server on a gateway it cannot take: berth runs, its
+		// groups without the metadata endpoint (a host without iptables'
+		// nat table, say).
+		log.Warn("no metadata endpoint in groups", "address", imds.Address, "err", err)
 	}
 	armInGroups := inGroupAddr(dir.Config.Addr)
 	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {
