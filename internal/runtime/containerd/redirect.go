@@ -33,6 +33,9 @@ import (
 // and closed when it is removed; New re-creates the bridges, and the
 // caller's AddRedirect after a restart opens fresh listeners and rewrites
 // the rules (the chain is rebuilt in one iptables-restore transaction).
+// Close closes the listeners but leaves the rules, as it leaves the groups
+// running: until the next runtime rewrites them, a group's connection to the
+// address is refused and nothing of it is forwarded off the host.
 type Redirect struct {
 	// Addr is the IPv4 address and TCP port groups connect to.
 	Addr netip.AddrPort
