@@ -4,9 +4,11 @@
 // Metadata: true header answers an access token for one of the group's
 // managed identities, in IMDS's shape and with IMDS's errors, so
 // azidentity's ManagedIdentityCredential and Python's azure-identity work
-// unchanged. Connections arrive from the runtime's in-group listeners
-// (Serve), which say which group they came from: a group gets tokens for
-// its own identities only. Tokens are cached per identity and resource
+// unchanged. Connections arrive from the runtime (Serve), which says which
+// group each came from (the runtime redirects a group's traffic for
+// 169.254.169.254:80 to a listener on its bridge's gateway and tells the
+// group by the connection's source address on that bridge): a group gets
+// tokens for its own identities only. Tokens are cached per identity and resource
 // until five minutes before they expire.
 package imds
 
@@ -18,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +29,10 @@ import (
 	"github.com/berth-dev/berth/internal/clock"
 )
 
-// Address is where the endpoint listens inside every group.
-const Address = "169.254.169.254:80"
+// Address is where groups reach the endpoint. Nothing listens there inside
+// a group: the runtime redirects what a group sends to it to berth (see
+// containerd.Redirect), which hands each connection to Serve.
+var Address = netip.MustParseAddrPort("169.254.169.254:80")
 
 // TokenPath is the managed-identity token path.
 const TokenPath = "/metadata/identity/oauth2/token"
@@ -71,7 +76,7 @@ type Tokens interface {
 	Live(oid string) bool
 }
 
-// Server answers metadata requests arriving on in-group connections.
+// Server answers metadata requests arriving on groups' connections.
 type Server struct {
 	Groups Groups
 	Tokens Tokens
@@ -125,8 +130,8 @@ func (s *Server) start() {
 	})
 }
 
-// Serve handles one connection accepted inside runtime group groupID (the
-// runtime's in-group listener hands it over; see containerd.Forward.Serve).
+// Serve handles one connection from runtime group groupID (the runtime
+// hands it over; see containerd.Redirect).
 func (s *Server) Serve(groupID string, c net.Conn) {
 	s.start()
 	if !s.ln.push(&groupConn{Conn: c, group: groupID}) {
@@ -327,5 +332,5 @@ func (l *connListener) Close() error {
 }
 
 func (l *connListener) Addr() net.Addr {
-	return &net.TCPAddr{IP: net.IPv4(169, 254, 169, 254), Port: 80}
+	return net.TCPAddrFromAddrPort(Address)
 }

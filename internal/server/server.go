@@ -213,8 +213,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		Networks: nets, Names: names,
 		Quota: o.Quota, Host: hostCapacity(), GPU: aci.GPUPolicy{Refuse: o.GPU == "refuse", HostSKUs: hostGPUSKUs(containerd.HostGPUs())}}
 	// Managed identities of groups: the metadata endpoint at
-	// 169.254.169.254:80 inside every group, pulls by identity, and berth's
-	// ARM endpoint forwarded into every group at the host's address
+	// 169.254.169.254:80, reached from every group through its bridge's
+	// gateway (a runtime Redirect: nothing listens inside the group, whose
+	// containers keep every port), pulls by identity, and berth's ARM
+	// endpoint forwarded into every group at the host's address
 	// (decisions.md).
 	base := "https://" + dir.Config.Addr
 	mis := &msi.Service{Store: st, Clock: clk, Resources: res, Principals: ids, Log: log.With("part", "msi")}
@@ -223,8 +225,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	meta := &imds.Server{Groups: imdsGroups{svc}, Tokens: imdsTokens{ids: ids, base: base}, Clock: clk,
 		Log: log.With("part", "imds"), Tenant: identity.DefaultTenantID}
 	closers = append(closers, meta.Close)
-	if err := rt.AddForward(containerd.Forward{Listen: imds.Address, Serve: meta.Serve}); err != nil {
-		return err
+	if err := rt.AddRedirect(ctx, containerd.Redirect{Addr: imds.Address, Serve: meta.Serve}); err != nil {
+		// Like the DNS server on a gateway it cannot take: berth runs, its
+		// groups without the metadata endpoint (a host without iptables'
+		// nat table, say).
+		log.Warn("no metadata endpoint in groups", "address", imds.Address, "err", err)
 	}
 	armInGroups := inGroupAddr(dir.Config.Addr)
 	if err := rt.AddForward(containerd.Forward{Listen: armInGroups, Target: armInGroups}); err != nil {

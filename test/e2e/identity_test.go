@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -148,6 +150,57 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 		t.Logf("metadata endpoint token latency from inside the container: %s", m)
 	} else {
 		t.Error("no latency measured")
+	}
+
+	// A web app that declares and serves port 80 (nothing of berth's
+	// listens inside the group, so the port is its own) still gets tokens
+	// from 169.254.169.254:80 in a second container of the group.
+	web := imdsGroup(b, image, []*aci.ImageRegistryCredential{{Server: to.Ptr(login), Identity: to.Ptr(uaiID)}}, id)
+	web.Properties.Containers[0].Properties.Command = to.SliceOfPtrs("/app", "imds", "https://management.azure.com/", b.env["BERTH_ENDPOINT"]+"/subscriptions/"+sub+"/resourcegroups?api-version=2021-04-01", "20")
+	web.Properties.Containers = append([]*aci.Container{{
+		Name: to.Ptr("web"),
+		Properties: &aci.ContainerProperties{
+			Image:                to.Ptr(image),
+			EnvironmentVariables: []*aci.EnvironmentVariable{{Name: to.Ptr("PORT"), Value: to.Ptr("80")}, {Name: to.Ptr("MARK"), Value: to.Ptr("web80")}},
+			Ports:                []*aci.ContainerPort{{Port: to.Ptr[int32](80), Protocol: to.Ptr(aci.ContainerNetworkProtocolTCP)}},
+			Resources:            &aci.ResourceRequirements{Requests: &aci.ResourceRequests{CPU: to.Ptr(0.5), MemoryInGB: to.Ptr(0.5)}},
+		},
+	}}, web.Properties.Containers...)
+	web.Properties.IPAddress = &aci.IPAddress{Type: to.Ptr(aci.ContainerGroupIPAddressTypePublic),
+		Ports: []*aci.Port{{Port: to.Ptr[int32](80), Protocol: to.Ptr(aci.ContainerGroupNetworkProtocolTCP)}}}
+	createGroup(t, s, "rg-mi", "web80", web)
+	running := waitGroupState(t, s, "rg-mi", "web80", "Running")
+	out = ""
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out, "p50 "); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the web app's second container did not finish:\n%s", out)
+		}
+		out = containerLogs(t, s, "rg-mi", "web80", "app")
+	}
+	for _, want := range []string{"raw 200", "token ok"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("web app's group: output lacks %q:\n%s", want, out)
+		}
+	}
+	if running.Properties.IPAddress == nil || running.Properties.IPAddress.IP == nil {
+		t.Fatal("web app's group has no address")
+	}
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + *running.Properties.IPAddress.IP + ":80/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the web app's port 80: %v %s", err, body)
+		}
+	}
+	if !strings.Contains(body, `"MARK":"web80"`) {
+		t.Errorf("port 80 of the web app's group answered %s", body)
 	}
 
 	// A group without an identity: IMDS's answer.

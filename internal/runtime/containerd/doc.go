@@ -44,13 +44,18 @@
 // FORWARD, lets the bridges of one domain (one virtual network) route to
 // each other and drops every other pair among berth's bridges, the default
 // one included; the host reaches every group. Networks are recorded under
-// vnets/ and re-created by New; the chain exists only while networks do.
+// vnets/ and re-created by New; the chain exists only while networks (or
+// redirects) do.
 // The default bridge is created by New with its gateway address, so that
 // services (berth's DNS server) can listen there before the first group.
 //
 // Runtime.Listen opens a listener inside a group's namespace (on its
 // loopback, say), for proxies that the group's containers reach on
-// localhost.
+// localhost (Forward). A Redirect serves an address outside the groups
+// (berth's metadata endpoint at 169.254.169.254:80) without taking a port
+// inside them: a route in each group, a DNAT rule per bridge in the
+// runtime's nat chain, and a listener on each bridge's gateway that tells
+// the group by its source address (redirect.go).
 //
 // What a group's containers get besides (see the files named):
 //   - volumes (volumes.go): emptyDir and gitRepo volumes are directories of

@@ -24,10 +24,11 @@ import (
 
 func (r *Runtime) chainName() string { return "BERTH-" + r.cfg.BridgeName }
 
-// syncFirewall makes the chain match r.nets (netMu held).
+// syncFirewall makes the chains match r.nets, r.shards and the redirect
+// listeners (netMu held).
 func (r *Runtime) syncFirewall(ctx context.Context) error {
 	chain := r.chainName()
-	if len(r.nets) == 0 && len(r.shards) < 2 {
+	if len(r.nets) == 0 && len(r.shards) < 2 && len(r.gwListeners) == 0 {
 		return r.removeFirewall(ctx)
 	}
 	domains := map[string]bool{}
@@ -39,9 +40,14 @@ func (r *Runtime) syncFirewall(ctx context.Context) error {
 		ds = append(ds, d)
 	}
 	sort.Strings(ds)
-	all := r.cfg.NetworkPrefix + "+"
+	all := r.cfg.NetworkPrefix + "+" // the networks' bridges and the shards after the first
 	var b strings.Builder
 	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", chain)
+	for _, rd := range r.redirects {
+		for _, in := range []string{all, r.cfg.BridgeName} {
+			fmt.Fprintf(&b, "-A %s -i %s -d %s/32 -j DROP\n", chain, in, rd.Addr.Addr())
+		}
+	}
 	for _, d := range ds {
 		fmt.Fprintf(&b, "-A %s -i %s+ -o %s+ -j ACCEPT\n", chain, d, d)
 	}
@@ -57,31 +63,54 @@ func (r *Runtime) syncFirewall(ctx context.Context) error {
 	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, all, r.cfg.BridgeName)
 	fmt.Fprintf(&b, "-A %s -i %s -o %s -j DROP\n", chain, r.cfg.BridgeName, all)
 	b.WriteString("COMMIT\n")
+	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n", chain)
+	keys := make([]gwKey, 0, len(r.gwListeners))
+	for k := range r.gwListeners {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].bridge != keys[j].bridge {
+			return keys[i].bridge < keys[j].bridge
+		}
+		return keys[i].addr.String() < keys[j].addr.String()
+	})
+	for _, k := range keys {
+		fmt.Fprintf(&b, "-A %s -i %s -d %s/32 -p tcp --dport %d -j DNAT --to-destination %s\n",
+			chain, k.bridge, k.addr.Addr(), k.addr.Port(), r.gwListeners[k].at)
+	}
+	b.WriteString("COMMIT\n")
 	cmd := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
 	cmd.Stdin = strings.NewReader(b.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(string(out)))
 	}
-	if iptables(ctx, "-C", "FORWARD", "-j", chain) != nil {
-		if err := iptables(ctx, "-I", "FORWARD", "1", "-j", chain); err != nil {
-			return err
+	for _, j := range []struct{ table, from string }{{"filter", "FORWARD"}, {"nat", "PREROUTING"}} {
+		if iptables(ctx, "-t", j.table, "-C", j.from, "-j", chain) != nil {
+			if err := iptables(ctx, "-t", j.table, "-I", j.from, "1", "-j", chain); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// removeFirewall deletes the chain and every jump to it.
+// removeFirewall deletes the chains and every jump to them.
 func (r *Runtime) removeFirewall(ctx context.Context) error {
 	chain := r.chainName()
-	if iptables(ctx, "-n", "-L", chain) != nil {
-		return nil // no chain
+	for _, j := range []struct{ table, from string }{{"filter", "FORWARD"}, {"nat", "PREROUTING"}} {
+		if iptables(ctx, "-t", j.table, "-n", "-L", chain) != nil {
+			continue // no chain
+		}
+		for iptables(ctx, "-t", j.table, "-D", j.from, "-j", chain) == nil {
+		}
+		if err := iptables(ctx, "-t", j.table, "-F", chain); err != nil {
+			return err
+		}
+		if err := iptables(ctx, "-t", j.table, "-X", chain); err != nil {
+			return err
+		}
 	}
-	for iptables(ctx, "-D", "FORWARD", "-j", chain) == nil {
-	}
-	if err := iptables(ctx, "-F", chain); err != nil {
-		return err
-	}
-	return iptables(ctx, "-X", chain)
+	return nil
 }
 
 func iptables(ctx context.Context, args ...string) error {

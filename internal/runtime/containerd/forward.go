@@ -18,21 +18,11 @@ import (
 // and relays each connection to Target, dialled from berth's own (host)
 // namespace. This is how a registry's login server 127.0.0.1:PORT means the
 // same thing inside a group as on the host, with no DNS or /etc/hosts
-// change.
-//
-// A forward with Serve set is an in-group endpoint instead: each connection
-// accepted inside a group is handed to Serve with the id of the group it
-// came from (berth's metadata endpoint at 169.254.169.254:80; a per-group
-// decision on whether to relay). An address the namespace lacks (such as
-// 169.254.169.254) is added to its loopback.
+// change. (A service that must leave every port of the group to its
+// containers is a Redirect instead: see redirect.go.)
 type Forward struct {
 	Listen string // host:port inside the group, e.g. "127.0.0.1:7444"
-	Target string // host:port on the host, e.g. "127.0.0.1:7444"; unused with Serve
-	// Serve, when set, handles each connection (on its own goroutine)
-	// instead of the relay to Target. It owns c (closing it is its job; the
-	// runtime also closes it when the group's forwards stop, and waits for
-	// Serve to return) and may return before c is done.
-	Serve func(groupID string, c net.Conn)
+	Target string // host:port on the host, e.g. "127.0.0.1:7444"
 }
 
 // forwarder is one group's running forwards.
@@ -117,8 +107,9 @@ func (r *Runtime) liveGroups() map[string]*group {
 }
 
 // startForwards opens the forwards in group id's namespace, except on ports
-// the group's containers declare. It replaces any that are running (after a
-// namespace was recreated).
+// the group's containers declare, and routes the redirects' addresses
+// there. It replaces any forwards that are running (after a namespace was
+// recreated).
 func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 	g.stopForwards()
 	ports := map[string]bool{}
@@ -127,6 +118,10 @@ func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 			ports[strconv.Itoa(p.Port)] = true
 		}
 	}
+	addr, bridge, gw, err := r.groupAddr(id)
+	if err != nil {
+		r.log.Warn("group without an address: no redirects into it", "group", id, "err", err)
+	}
 	r.fwMu.Lock()
 	defer r.fwMu.Unlock()
 	fw := &forwarder{listeners: map[string]net.Listener{}, conns: map[net.Conn]struct{}{},
@@ -134,9 +129,13 @@ func (r *Runtime) startForwards(id string, g *group, spec runtime.GroupSpec) {
 	g.mu.Lock()
 	g.ports = ports
 	g.forwards = fw
+	g.addr, g.bridge, g.gateway = addr, bridge, gw
 	g.mu.Unlock()
 	for _, f := range r.forwards {
 		r.openForward(fw, id, g, f)
+	}
+	if gw.IsValid() {
+		r.routeRedirects(id, gw, r.redirectsNow())
 	}
 }
 
@@ -183,6 +182,7 @@ func (g *group) stopForwards() {
 	g.mu.Lock()
 	fw := g.forwards
 	g.forwards = nil
+	g.addr, g.bridge, g.gateway = netip.Addr{}, "", netip.Addr{}
 	g.mu.Unlock()
 	if fw != nil {
 		fw.close()
@@ -205,41 +205,9 @@ func (fw *forwarder) serve(ln net.Listener, id string, f Forward) {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		if f.Serve != nil {
-			if tc := fw.hand(c); tc != nil {
-				fw.wg.Add(1)
-				go func() {
-					defer fw.wg.Done()
-					f.Serve(id, tc)
-				}()
-			}
-			continue
-		}
 		fw.wg.Add(1)
 		go fw.relay(c, f.Target)
 	}
-}
-
-// handedConn is a connection given to a Forward's Serve: tracked (closed
-// when the group's forwards stop) until it is closed.
-type handedConn struct {
-	net.Conn
-	fw   *forwarder
-	once sync.Once
-}
-
-func (c *handedConn) Close() error {
-	c.once.Do(func() { c.fw.track(c.Conn, false) })
-	return c.Conn.Close()
-}
-
-// hand tracks c for Serve; nil (and c closed) if the forwards stopped.
-func (fw *forwarder) hand(c net.Conn) net.Conn {
-	if !fw.track(c, true) {
-		c.Close()
-		return nil
-	}
-	return &handedConn{Conn: c, fw: fw}
 }
 
 func (fw *forwarder) track(c net.Conn, on bool) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,10 @@ type group struct {
 	watchers map[string]*watcher // by container name
 	forwards *forwarder          // loopback forwards into the namespace
 	ports    map[string]bool     // ports the group's containers declare
+	// where the group is while its forwards run (GroupByAddr): its
+	// address, its bridge and that bridge's gateway
+	addr, gateway netip.Addr
+	bridge        string
 }
 
 type watcher struct {

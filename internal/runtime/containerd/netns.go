@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	goruntime "runtime"
@@ -122,9 +121,10 @@ func inNetNS[T any](path string, fn func() (T, error)) (T, error) {
 	return res.v, res.err
 }
 
-// addLoopbackAddr adds ip/32 to lo in the calling thread's network
-// namespace (netlink RTM_NEWADDR); an address already there is fine.
-func addLoopbackAddr(ip netip.Addr) error {
+// addRoute adds a route to dst through gateway gw in the calling thread's
+// network namespace (netlink RTM_NEWROUTE; the kernel picks the interface
+// that reaches gw); a route already there is fine.
+func addRoute(dst netip.Prefix, gw netip.Addr) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
@@ -133,11 +133,7 @@ func addLoopbackAddr(ip netip.Addr) error {
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		return err
-	}
-	a := ip.As4()
+	d, g := dst.Addr().As4(), gw.As4()
 	attr := func(typ uint16, data []byte) []byte {
 		b := make([]byte, unix.SizeofRtAttr+len(data))
 		binary.NativeEndian.PutUint16(b[0:], uint16(len(b)))
@@ -145,15 +141,17 @@ func addLoopbackAddr(ip netip.Addr) error {
 		copy(b[unix.SizeofRtAttr:], data)
 		return b
 	}
-	ifa := make([]byte, unix.SizeofIfAddrmsg)
-	ifa[0] = unix.AF_INET                                    // family
-	ifa[1] = 32                                              // prefix length
-	ifa[3] = unix.RT_SCOPE_HOST                              // scope
-	binary.NativeEndian.PutUint32(ifa[4:], uint32(lo.Index)) // index
-	body := append(append(ifa, attr(unix.IFA_LOCAL, a[:])...), attr(unix.IFA_ADDRESS, a[:])...)
+	rtm := make([]byte, unix.SizeofRtMsg)
+	rtm[0] = unix.AF_INET           // family
+	rtm[1] = byte(dst.Bits())       // destination prefix length
+	rtm[4] = unix.RT_TABLE_MAIN     // table
+	rtm[5] = unix.RTPROT_BOOT       // protocol
+	rtm[6] = unix.RT_SCOPE_UNIVERSE // scope
+	rtm[7] = unix.RTN_UNICAST       // type
+	body := append(append(rtm, attr(unix.RTA_DST, d[:])...), attr(unix.RTA_GATEWAY, g[:])...)
 	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
 	binary.NativeEndian.PutUint32(msg[0:], uint32(unix.SizeofNlMsghdr+len(body)))
-	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWADDR)
+	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWROUTE)
 	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	binary.NativeEndian.PutUint32(msg[8:], 1) // sequence
 	msg = append(msg, body...)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -182,6 +181,9 @@ type Runtime struct {
 	netMu  sync.Mutex       // guards nets, shards and the firewall
 	nets   map[string]*vnet // networks added with EnsureNetwork, by name
 	shards []*shard         // the default network's bridges (shards.go)
+	// redirects and their listeners on the bridges' gateways (redirect.go)
+	redirects   []Redirect
+	gwListeners map[gwKey]*gwListener
 
 	authMu      sync.Mutex
 	authorizers map[string]docker.Authorizer // by hash of a network and credential set
@@ -292,31 +294,15 @@ func pickSnapshotter(ctx context.Context, c *client.Client) (string, error) {
 
 // Listen opens a listener inside group id's network namespace, for example
 // on its loopback where only the group's containers reach it (berth's
-// registry and metadata proxies). The caller owns the listener: it is not
-// closed by DeleteGroup and does not survive a host reboot (RecoverGroup
-// makes a new namespace). ErrNotFound if the group has no namespace. An
-// IPv4 address the namespace lacks (e.g. the metadata endpoint's
-// 169.254.169.254) is added to its loopback first.
+// registry forwards). The caller owns the listener: it is not closed by
+// DeleteGroup and does not survive a host reboot (RecoverGroup makes a new
+// namespace). ErrNotFound if the group has no namespace.
 func (r *Runtime) Listen(id, network, address string) (net.Listener, error) {
 	path := r.netnsPath(id)
 	if !validID.MatchString(id) || !netNSMounted(path) {
 		return nil, fmt.Errorf("group %q: %w", id, runtime.ErrNotFound)
 	}
-	return inNetNS(path, func() (net.Listener, error) {
-		ln, err := net.Listen(network, address)
-		if err == nil || !errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return ln, err
-		}
-		host, _, serr := net.SplitHostPort(address)
-		ip, perr := netip.ParseAddr(host)
-		if serr != nil || perr != nil || !ip.Is4() {
-			return nil, err
-		}
-		if aerr := addLoopbackAddr(ip); aerr != nil {
-			return nil, fmt.Errorf("%w (adding %s to lo: %v)", err, ip, aerr)
-		}
-		return net.Listen(network, address)
-	})
+	return inNetNS(path, func() (net.Listener, error) { return net.Listen(network, address) })
 }
 
 // Snapshotter names the containerd snapshotter in use ("overlayfs" or
@@ -346,6 +332,9 @@ func (r *Runtime) Close() error {
 	r.mu.Unlock()
 
 	r.cancel()
+	r.netMu.Lock()
+	r.closeRedirects(func(gwKey) bool { return true })
+	r.netMu.Unlock()
 	for _, g := range groups {
 		g.stopWatchers()
 		g.stopForwards()

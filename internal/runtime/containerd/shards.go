@@ -196,8 +196,8 @@ func (r *Runtime) takeShard(ctx context.Context) (*shard, error) {
 }
 
 // addShard creates the next shard on the lowest free slice of the subnet
-// (netMu held): its bridge, record and firewall rules; then tells
-// Config.OnBridge (berth's DNS server listens on its gateway).
+// (netMu held): its bridge, record, firewall rules and redirect listeners;
+// then tells Config.OnBridge (berth's DNS server listens on its gateway).
 func (r *Runtime) addShard(ctx context.Context) (*shard, error) {
 	idx := 0
 	taken := map[netip.Addr]bool{}
@@ -249,10 +249,14 @@ func (r *Runtime) addShard(ctx context.Context) (*shard, error) {
 	r.shards = append(r.shards, s)
 	err = ensureBridge(ctx, s.Bridge, s.Prefix)
 	if err == nil {
+		err = r.openRedirects()
+	}
+	if err == nil {
 		err = r.syncFirewall(ctx)
 	}
 	if err != nil {
 		r.shards = r.shards[:len(r.shards)-1]
+		r.closeRedirects(func(k gwKey) bool { return k.bridge == s.Bridge })
 		os.Remove(path)
 		deleteLink(ctx, s.Bridge)
 		if ferr := r.syncFirewall(ctx); ferr != nil {

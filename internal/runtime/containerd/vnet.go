@@ -120,7 +120,8 @@ func (r *Runtime) makeVnet(n Network) (*vnet, error) {
 	return &vnet{Network: n, net: nw}, nil
 }
 
-// EnsureNetwork creates network n (bridge, address range, firewall rules)
+// EnsureNetwork creates network n (bridge, address range, firewall rules,
+// redirect listeners)
 // or, if it exists, checks it is the same. It is idempotent and survives
 // restarts (New re-creates networks). Its cost is a few commands the first
 // time and nothing afterwards.
@@ -161,10 +162,14 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, n Network) error {
 	r.nets[n.Name] = v
 	err = ensureBridge(ctx, v.net.bridge, n.Prefix)
 	if err == nil {
+		err = r.openRedirects()
+	}
+	if err == nil {
 		err = r.syncFirewall(ctx)
 	}
 	if err != nil {
 		delete(r.nets, n.Name)
+		r.closeRedirects(func(k gwKey) bool { return k.bridge == v.net.bridge })
 		os.Remove(filepath.Join(r.vnetDir(), v.net.bridge+".json"))
 		deleteLink(ctx, v.net.bridge)
 		if ferr := r.syncFirewall(ctx); ferr != nil {
@@ -176,7 +181,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, n Network) error {
 }
 
 // RemoveNetwork removes a network made by EnsureNetwork: its bridge, its
-// address reservations and its firewall rules. Unknown names succeed;
+// address reservations, its firewall rules and its redirect listeners. Unknown names succeed;
 // ErrNetworkInUse while a group is attached.
 func (r *Runtime) RemoveNetwork(ctx context.Context, name string) error {
 	r.netMu.Lock()
@@ -196,8 +201,12 @@ func (r *Runtime) RemoveNetwork(ctx context.Context, name string) error {
 		}
 	}
 	delete(r.nets, name)
+	r.closeRedirects(func(k gwKey) bool { return k.bridge == v.net.bridge })
 	if err := r.syncFirewall(ctx); err != nil {
 		r.nets[name] = v
+		if oerr := r.openRedirects(); oerr != nil {
+			r.log.Warn("redirects after a failed network removal", "network", name, "err", oerr)
+		}
 		return err
 	}
 	if err := deleteLink(ctx, v.net.bridge); err != nil {
