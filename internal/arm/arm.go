@@ -325,6 +325,17 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
+// WriteDeleted answers a synchronous DELETE as ARM does: 200 when the
+// resource existed, 204 when there was nothing to delete.
+func WriteDeleted(w http.ResponseWriter, existed bool) error {
+	if existed {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		w.WriteHeader(http.StatusNoContent)
+	}
+	return nil
+}
+
 // DecodeJSON reads a request body (at most 4 MiB) and decodes it into v,
 // answering ARM's errors for an empty, oversized or malformed body.
 func DecodeJSON(r *Request, v any) error {

@@ -412,6 +412,17 @@ func (h *Handler) writeApplication(ctx context.Context, w http.ResponseWriter, r
 }
 
 func (h *Handler) listApplications(ctx context.Context, w http.ResponseWriter, r *http.Request) *graphError {
+	return h.listObjects(ctx, w, r, "applications", func(p identity.Principal) map[string]any {
+		if p.Kind != identity.KindServicePrincipal {
+			return nil
+		}
+		return h.applicationObject(ctx, p)
+	})
+}
+
+// listObjects answers a Graph collection: the objects object makes of the
+// directory's principals (nil: not of this collection) that match $filter.
+func (h *Handler) listObjects(ctx context.Context, w http.ResponseWriter, r *http.Request, collection string, object func(identity.Principal) map[string]any) *graphError {
 	f, e := parseFilter(r.URL.Query().Get("$filter"))
 	if e != nil {
 		return e
@@ -422,15 +433,11 @@ func (h *Handler) listApplications(ctx context.Context, w http.ResponseWriter, r
 	}
 	out := []map[string]any{}
 	for _, p := range ps {
-		if p.Kind != identity.KindServicePrincipal {
-			continue
-		}
-		o := h.applicationObject(ctx, p)
-		if f.match(o) {
+		if o := object(p); o != nil && f.match(o) {
 			out = append(out, o)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": h.context(r, "applications"), "value": out})
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": h.context(r, collection), "value": out})
 	return nil
 }
 
@@ -582,26 +589,12 @@ func (h *Handler) writeServicePrincipal(_ context.Context, w http.ResponseWriter
 }
 
 func (h *Handler) listServicePrincipals(ctx context.Context, w http.ResponseWriter, r *http.Request) *graphError {
-	f, e := parseFilter(r.URL.Query().Get("$filter"))
-	if e != nil {
-		return e
-	}
-	ps, e := h.principals(ctx)
-	if e != nil {
-		return e
-	}
-	out := []map[string]any{}
-	for _, p := range ps {
+	return h.listObjects(ctx, w, r, "servicePrincipals", func(p identity.Principal) map[string]any {
 		if p.AppOnly {
-			continue
+			return nil
 		}
-		o := servicePrincipalObject(p)
-		if f.match(o) {
-			out = append(out, o)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": h.context(r, "servicePrincipals"), "value": out})
-	return nil
+		return servicePrincipalObject(p)
+	})
 }
 
 func (h *Handler) createServicePrincipal(ctx context.Context, w http.ResponseWriter, r *http.Request) *graphError {

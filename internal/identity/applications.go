@@ -101,19 +101,11 @@ func (s *Service) CreateServicePrincipalFor(ctx context.Context, clientID string
 // once. ErrUnknownClient if there is none; ErrDefaultPrincipal for the
 // well-known one. Managed identities are deleted whole (DeletePrincipal).
 func (s *Service) RemoveServicePrincipal(ctx context.Context, oid string) error {
-	if strings.EqualFold(oid, DefaultObjectID) {
-		return ErrDefaultPrincipal
+	clientID, err := s.unindex(oid)
+	if err != nil {
+		return err
 	}
-	s.mu.RLock()
-	clientID, ok := s.live[strings.ToLower(oid)]
-	s.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("identity: %w: object id %q", ErrUnknownClient, oid)
-	}
-	s.mu.Lock()
-	delete(s.live, strings.ToLower(oid))
-	s.mu.Unlock()
-	_, err := s.updateRecord(ctx, clientID, func(rec *principalRecord) error {
+	_, err = s.updateRecord(ctx, clientID, func(rec *principalRecord) error {
 		if rec.Kind == KindManagedIdentity {
 			return nil // gone from the index; DeletePrincipal removes it
 		}

@@ -162,27 +162,35 @@ func (s *Service) putPrincipal(ctx context.Context, rec principalRecord, replace
 	return nil
 }
 
+// unindex takes the principal with object ID oid out of the index of live
+// principals and returns its client ID: from then on its tokens are refused,
+// even if the store write that follows fails (then it is back after a
+// restart, and the caller saw the error). ErrUnknownClient if there is none;
+// ErrDefaultPrincipal for the well-known service principal.
+func (s *Service) unindex(oid string) (string, error) {
+	if strings.EqualFold(oid, DefaultObjectID) {
+		return "", ErrDefaultPrincipal
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clientID, ok := s.live[strings.ToLower(oid)]
+	if !ok {
+		return "", fmt.Errorf("identity: %w: object id %q", ErrUnknownClient, oid)
+	}
+	delete(s.live, strings.ToLower(oid))
+	return clientID, nil
+}
+
 // DeletePrincipal deletes the principal with object ID oid: its secrets
 // stop working and every token issued to it stops verifying at once
 // (ErrRevoked). ErrUnknownClient if there is none; ErrDefaultPrincipal for
 // the well-known service principal.
 func (s *Service) DeletePrincipal(ctx context.Context, oid string) error {
-	if strings.EqualFold(oid, DefaultObjectID) {
-		return ErrDefaultPrincipal
+	clientID, err := s.unindex(oid)
+	if err != nil {
+		return err
 	}
-	s.mu.RLock()
-	clientID, ok := s.live[strings.ToLower(oid)]
-	s.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("identity: %w: object id %q", ErrUnknownClient, oid)
-	}
-	// Out of the index first: from here on its tokens are refused, even if
-	// the store write below fails (then the principal is back after a
-	// restart, and the caller saw the error).
-	s.mu.Lock()
-	delete(s.live, strings.ToLower(oid))
-	s.mu.Unlock()
-	err := s.store.Update(ctx, func(tx store.Tx) error { return tx.Delete(tablePrincipals, clientID) })
+	err = s.store.Update(ctx, func(tx store.Tx) error { return tx.Delete(tablePrincipals, clientID) })
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("identity: deleting principal: %w", err)
 	}

@@ -286,16 +286,7 @@ func (s *Service) GetIn(ctx context.Context, sub, rg, name string) (*Identity, e
 	if _, err := s.Resources.Get(ctx, sub, rg); err != nil {
 		return nil, err
 	}
-	var out *Identity
-	err := s.Store.View(ctx, func(tx store.Tx) error {
-		i, err := store.GetJSON[Identity](tx, tableIdentities, key(sub, rg, name))
-		if errors.Is(err, store.ErrNotFound) {
-			return NotFound(rg, name)
-		}
-		out = i
-		return err
-	})
-	return out, err
+	return s.read(ctx, sub, rg, name)
 }
 
 // Get returns the identity with ARM resource id resourceID (compared
@@ -306,6 +297,11 @@ func (s *Service) Get(ctx context.Context, resourceID string) (*Identity, error)
 	if !ok {
 		return nil, NotFound("", resourceID)
 	}
+	return s.read(ctx, sub, rg, name)
+}
+
+// read returns the stored identity (NotFound if there is none).
+func (s *Service) read(ctx context.Context, sub, rg, name string) (*Identity, error) {
 	var out *Identity
 	err := s.Store.View(ctx, func(tx store.Tx) error {
 		i, err := store.GetJSON[Identity](tx, tableIdentities, key(sub, rg, name))

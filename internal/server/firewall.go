@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
-	"github.com/berth-dev/berth/internal/runtime/containerd"
 	"github.com/berth-dev/berth/internal/registries"
+	"github.com/berth-dev/berth/internal/runtime/containerd"
 )
 
 // Registry network rules are decided on the registry's listener, where

@@ -165,10 +165,5 @@ func (a *API) deleteServiceAssociationLink(w http.ResponseWriter, r *arm.Request
 	if err != nil {
 		return err
 	}
-	if !removed {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return arm.WriteDeleted(w, removed)
 }

@@ -126,12 +126,7 @@ func (a *API) deleteConnection(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	if !found {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return arm.WriteDeleted(w, found)
 }
 
 type linkResource struct {

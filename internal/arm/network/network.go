@@ -388,12 +388,7 @@ func (a *API) deleteProfile(w http.ResponseWriter, r *arm.Request) error {
 	if err != nil {
 		return err
 	}
-	if !existed {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return arm.WriteDeleted(w, existed)
 }
 
 func (a *API) listProfiles(w http.ResponseWriter, r *arm.Request) error {

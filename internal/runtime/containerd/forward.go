@@ -189,8 +189,10 @@ func (g *group) stopForwards() {
 	}
 }
 
-func (fw *forwarder) serve(ln net.Listener, id string, f Forward) {
-	defer fw.wg.Done()
+// acceptLoop hands each connection ln accepts to handle until ln is
+// closed. Other accept errors (out of file descriptors and the like) are
+// waited out and retried, as net/http does.
+func acceptLoop(ln net.Listener, handle func(net.Conn)) {
 	delay := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
@@ -198,16 +200,21 @@ func (fw *forwarder) serve(ln net.Listener, id string, f Forward) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of file descriptors and the like: wait and retry, as
-			// net/http does.
 			time.Sleep(delay)
 			delay = min(2*delay, time.Second)
 			continue
 		}
 		delay = 5 * time.Millisecond
+		handle(c)
+	}
+}
+
+func (fw *forwarder) serve(ln net.Listener, id string, f Forward) {
+	defer fw.wg.Done()
+	acceptLoop(ln, func(c net.Conn) {
 		fw.wg.Add(1)
 		go fw.relay(c, f.Target)
-	}
+	})
 }
 
 func (fw *forwarder) track(c net.Conn, on bool) bool {

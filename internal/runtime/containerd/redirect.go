@@ -2,11 +2,9 @@ package containerd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 )
 
 // A Redirect makes an address outside the groups (a link-local service
@@ -149,20 +147,7 @@ func (r *Runtime) closeRedirects(match func(gwKey) bool) {
 
 // serveRedirect accepts rd's connections arriving on bridge's gateway.
 func (r *Runtime) serveRedirect(ln net.Listener, bridge string, rd Redirect) {
-	delay := 5 * time.Millisecond
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: wait and retry, as
-			// net/http does.
-			time.Sleep(delay)
-			delay = min(2*delay, time.Second)
-			continue
-		}
-		delay = 5 * time.Millisecond
+	acceptLoop(ln, func(c net.Conn) {
 		src, ok := c.RemoteAddr().(*net.TCPAddr)
 		id := ""
 		if ok {
@@ -170,10 +155,10 @@ func (r *Runtime) serveRedirect(ln net.Listener, bridge string, rd Redirect) {
 		}
 		if !ok {
 			c.Close()
-			continue
+			return
 		}
 		go rd.Serve(id, c)
-	}
+	})
 }
 
 // GroupByAddr returns the group whose address on bridge (a bridge of the
