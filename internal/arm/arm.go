@@ -270,8 +270,13 @@ func (s *Server) authorize(r *Request, op Op) error {
 	if s.Authz.Allowed(r.Context(), r.Principal, op.Action, scope) {
 		return nil
 	}
-	if op.List && s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, listScope(scope)) {
-		return nil
+	if op.List {
+		// A list is refused over the scope its items live under, as ARM
+		// names it ("over scope '/subscriptions/s'" for resource groups).
+		scope = listScope(scope)
+		if s.Authz.AllowedBelow(r.Context(), r.Principal, op.Action, scope) {
+			return nil
+		}
 	}
 	return AuthorizationFailed(r.Principal, op.Action, scope)
 }

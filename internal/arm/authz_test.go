@@ -90,8 +90,8 @@ func TestListFiltersBelowTheScope(t *testing.T) {
 	s.Authz = scopeAuthz{action, "/q"}
 	rec = httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
-	if rec.Code != 403 {
-		t.Fatalf("nothing readable below: %d", rec.Code)
+	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "over scope '/p/x' or the scope is invalid") {
+		t.Fatalf("nothing readable below: %d %s (a list is refused over the scope of its items)", rec.Code, rec.Body)
 	}
 }
 

@@ -33,9 +33,9 @@ func (s *Server) coreRoutes() []Route {
 // role anywhere in the subscription lets its holder see it, as in Azure.
 const (
 	subRead  = "Microsoft.Resources/subscriptions/read"
-	rgRead   = "Microsoft.Resources/subscriptions/resourceGroups/read"
-	rgWrite  = "Microsoft.Resources/subscriptions/resourceGroups/write"
-	rgDelete = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+	rgRead   = "Microsoft.Resources/subscriptions/resourcegroups/read"
+	rgWrite  = "Microsoft.Resources/subscriptions/resourcegroups/write"
+	rgDelete = "Microsoft.Resources/subscriptions/resourcegroups/delete"
 	opRead   = "Microsoft.Resources/subscriptions/operationresults/read"
 )
 
