@@ -16,7 +16,7 @@ func (s *Server) coreRoutes() []Route {
 	rv := ResourcesVersions
 	return []Route{
 		{Pattern: "/metadata/endpoints", Public: true, Methods: Ops{"GET": {Handler: s.metadata}}},
-		{Pattern: "/subscriptions", Versions: rv, Methods: Ops{"GET": List(subRead, s.listSubscriptions)}},
+		{Pattern: "/subscriptions", Versions: rv, Methods: Ops{"GET": Do(AnyPrincipal, s.listSubscriptions)}}, // filtered: a principal without roles sees none
 		{Pattern: "/subscriptions/{subscriptionId}", Versions: rv, Methods: Ops{"GET": List(subRead, s.getSubscription)}},
 		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups", Versions: rv, Methods: Ops{"GET": List(rgRead, s.listGroups)}},
 		{Pattern: "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", Versions: rv, Methods: Ops{

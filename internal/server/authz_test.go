@@ -470,6 +470,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	}
+	// Subscriptions are listed as the caller may see them: none without a
+	// role (az: "No subscriptions found"), not a 403.
+	for tok, want := range map[string]int{norole: 0, reader: 1} {
+		r := s.do(t, "GET", "/subscriptions?api-version=2022-12-01", tok, nil)
+		if got := strings.Count(r.body, `"subscriptionId"`); r.status != 200 || got != want {
+			t.Errorf("subscriptions list: %d, %d listed (want %d): %s", r.status, got, want, r.body)
+		}
+	}
 	t.Logf("%d requests", n)
 	if n < 300 {
 		t.Fatalf("only %d requests: the route table looks incomplete", n)
