@@ -252,7 +252,7 @@ func TestRolesOnContainerGroups(t *testing.T) {
 	if r.status != 403 || !strings.Contains(r.body, "'"+nobodyOID+"'") {
 		t.Fatalf("no role GET: %+v", r)
 	}
-	for _, p := range []string{"/subscriptions?api-version=2022-12-01", subPath + "/resourcegroups?api-version=2021-04-01",
+	for _, p := range []string{subPath + "/resourcegroups?api-version=2021-04-01",
 		subPath + "/providers/Microsoft.ContainerInstance/containerGroups" + ciVersion} {
 		if r := s.do(t, "GET", p, nobody, nil); r.status != 403 {
 			t.Fatalf("no role lists %s: %+v", p, r)
