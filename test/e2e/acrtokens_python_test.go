@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -67,23 +65,16 @@ client.registries.begin_delete("pytokrg", "pytokreg01").result()
 print("ok")
 `
 
-// TestACRTokensWithPython runs pyTokens with /usr/bin/python3.
+// TestACRTokensWithPython runs pyTokens with Debian's python3.
 func TestACRTokensWithPython(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Fatal("needs Debian's python3 with python3-azure (apt-get install python3-azure), as make test installs")
-	}
+	requirePythonAzure(t)
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 2*time.Minute)
 	if _, err := s.groups.CreateOrUpdate(ctx, "pytokrg", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pyTokens)
-	cmd.Env = os.Environ()
-	for k, v := range b.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := pythonCommand(ctx, b, "-c", pyTokens).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "ok") {
 		t.Fatalf("python: %v\n%s", err, out)
 	}

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
@@ -22,12 +19,9 @@ import (
 
 // createUserIdentity creates a user-assigned identity through ARM
 // (armmsi), as a user's code would.
-func createUserIdentity(ctx context.Context, t *testing.T, b *berth, s *sdk, rg, name string) armmsi.Identity {
+func createUserIdentity(ctx context.Context, t *testing.T, s *sdk, rg, name string) armmsi.Identity {
 	t.Helper()
-	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
-	c, err := armmsi.NewUserAssignedIdentitiesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred,
-		&arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
+	c, err := armmsi.NewUserAssignedIdentitiesClient(s.sub, s.cred, s.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,38 +70,16 @@ func TestManagedIdentityPullAndMetadata(t *testing.T) {
 	if _, err := s.groups.CreateOrUpdate(ctx, "rg-mi", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	uai := createUserIdentity(ctx, t, b, s, "rg-mi", "puller")
+	uai := createUserIdentity(ctx, t, s, "rg-mi", "puller")
 	uaiID := *uai.ID
 
-	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
-	regs, err := acr.NewRegistriesClient(sub, s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	regs := s.registries(t).NewRegistriesClient()
 	poll := &runtime.PollUntilDoneOptions{Frequency: time.Second}
-	p, err := regs.BeginCreate(ctx, "rg-mi", "privatereg", acr.Registry{Location: to.Ptr("westeurope"),
-		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(false)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := p.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := createRegistry(ctx, t, regs, "rg-mi", "privatereg", acr.Registry{Location: to.Ptr("westeurope"),
+		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(false)}})
 	login := *reg.Properties.LoginServer
 	defaultImage := pushTestImage(t, b, "apps/imds:v1")
-	ip, err := regs.BeginImportImage(ctx, "rg-mi", "privatereg", acr.ImportImageParameters{
-		Source: &acr.ImportSource{RegistryURI: to.Ptr(b.env["BERTH_REGISTRY"]), SourceImage: to.Ptr("apps/imds:v1"),
-			Credentials: &acr.ImportSourceCredentials{Username: to.Ptr(b.env["AZURE_CLIENT_ID"]), Password: to.Ptr(b.env["AZURE_CLIENT_SECRET"])}},
-		TargetTags: []*string{to.Ptr("apps/imds:v1")},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ip.PollUntilDone(ctx, poll); err != nil {
-		t.Fatalf("import: %v", err)
-	}
+	importFromDefault(ctx, t, b, regs, "rg-mi", "privatereg", "apps/imds:v1", "apps/imds:v1")
 	image := login + "/apps/imds:v1"
 
 	// Without a credential the private registry refuses the pull.

@@ -40,9 +40,7 @@ print(json.dumps({"id": ident.id, "principalId": ident.principal_id, "clientId":
 // principal; Python's azure-mgmt-msi, signed in as it, creates and lists a
 // user-assigned identity; berth's debug log holds neither secret.
 func TestManagedIdentityWithPython(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Fatal("needs Debian's python3 with python3-azure (apt-get install python3-azure), as make test installs")
-	}
+	requirePythonAzure(t)
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 2*time.Minute)
@@ -75,12 +73,7 @@ func TestManagedIdentityWithPython(t *testing.T) {
 	}
 	assignRole(ctx, t, s, "/subscriptions/"+s.sub+"/resourceGroups/msirg", "Contributor", spOID)
 
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pyIdentity, sp.AppID, sp.Password)
-	cmd.Env = os.Environ()
-	for k, v := range b.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err = cmd.CombinedOutput()
+	out, err = pythonCommand(ctx, b, "-c", pyIdentity, sp.AppID, sp.Password).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)
 	}

@@ -3,8 +3,6 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -44,11 +42,9 @@ assert [v.name for v in client.virtual_networks.list_all()] == []
 print("ok", client._config.api_version if hasattr(client._config, "api_version") else "")
 `
 
-// TestVirtualNetworkWithPython runs pyNetwork with /usr/bin/python3.
+// TestVirtualNetworkWithPython runs pyNetwork with Debian's python3.
 func TestVirtualNetworkWithPython(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Fatal("needs Debian's python3 with python3-azure (apt-get install python3-azure), as make test installs")
-	}
+	requirePythonAzure(t)
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 2*time.Minute)
@@ -59,12 +55,7 @@ func TestVirtualNetworkWithPython(t *testing.T) {
 	var err error
 	for range 5 {
 		prefix := fmt.Sprintf("10.%d.%d.0/24", 251+rand.IntN(4), rand.IntN(250))
-		cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pyNetwork, prefix)
-		cmd.Env = os.Environ()
-		for k, v := range b.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out, err = cmd.CombinedOutput()
+		out, err = pythonCommand(ctx, b, "-c", pyNetwork, prefix).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "SubnetRangeInUseOnHost") {
 			break
 		}

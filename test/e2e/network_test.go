@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"fmt"
-	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -49,11 +46,7 @@ func TestVirtualNetworkWithSDK(t *testing.T) {
 	vnet := func(space, subnet string) armnetwork.VirtualNetwork {
 		return armnetwork.VirtualNetwork{Location: to.Ptr("westeurope"), Properties: &armnetwork.VirtualNetworkPropertiesFormat{
 			AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(space)}},
-			Subnets: []*armnetwork.Subnet{{Name: to.Ptr("aci"), Properties: &armnetwork.SubnetPropertiesFormat{
-				AddressPrefix: to.Ptr(subnet),
-				Delegations: []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
-					ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}},
-			}}},
+			Subnets:      []*armnetwork.Subnet{aciSubnet("aci", subnet)},
 		}}
 	}
 
@@ -64,24 +57,9 @@ func TestVirtualNetworkWithSDK(t *testing.T) {
 		t.Fatalf("subnet on berth's bridge: %v", err)
 	}
 
-	var created armnetwork.VirtualNetwork
-	for i := 0; ; i++ {
-		n, _ := rand.Int(rand.Reader, big.NewInt(200))
-		space := fmt.Sprintf("10.25%d.%d.0/24", n.Int64()%6, n.Int64())
-		p, err := vnets.BeginCreateOrUpdate(ctx, "netrg", "vnet1", vnet(space, space), nil)
-		if respCode(err) == "SubnetRangeInUseOnHost" && i < 10 {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := p.PollUntilDone(ctx, poll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		created = res.VirtualNetwork
-		break
-	}
+	created := createVNet(ctx, t, vnets, "netrg", "vnet1", "westeurope", 250, 255, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("aci", base+".0/24")}
+	})
 	if *created.Properties.ProvisioningState != armnetwork.ProvisioningStateSucceeded ||
 		*created.Properties.Subnets[0].Properties.Delegations[0].Properties.ServiceName != "Microsoft.ContainerInstance/containerGroups" {
 		t.Fatalf("created %+v", created.Properties)

@@ -2,17 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"io"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
@@ -33,13 +27,7 @@ func TestPrivateRegistryNetworks(t *testing.T) {
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 10*time.Minute)
-	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
-	af, err := acr.NewClientFactory(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	regs := af.NewRegistriesClient()
+	regs := s.registries(t).NewRegistriesClient()
 	nf := s.network(t)
 	poll := &runtime.PollUntilDoneOptions{Frequency: 200 * time.Millisecond}
 	const rg = "rg-private"
@@ -49,15 +37,8 @@ func TestPrivateRegistryNetworks(t *testing.T) {
 
 	// A Premium registry with the test image imported into it.
 	pushTestImage(t, b, "private/app:v1")
-	cp, err := regs.BeginCreate(ctx, rg, "privatereg1", acr.Registry{Location: to.Ptr("westeurope"),
-		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := cp.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := createRegistry(ctx, t, regs, rg, "privatereg1", acr.Registry{Location: to.Ptr("westeurope"),
+		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true)}})
 	login := *reg.Properties.LoginServer
 	importInto := func(into, from, image string) error {
 		ip, err := regs.BeginImportImage(ctx, rg, into, acr.ImportImageParameters{
@@ -79,37 +60,13 @@ func TestPrivateRegistryNetworks(t *testing.T) {
 
 	// Virtual networks A (a private-endpoint subnet and a delegated one)
 	// and B (delegated), in free /24s.
-	delegated := func(name, prefix string) *armnetwork.Subnet {
-		return &armnetwork.Subnet{Name: to.Ptr(name), Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: to.Ptr(prefix),
-			Delegations: []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
-				ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}}}}
-	}
-	mkVNet := func(name string, subnets func(base string) []*armnetwork.Subnet) armnetwork.VirtualNetwork {
-		for i := 0; ; i++ {
-			n, _ := rand.Int(rand.Reader, big.NewInt(200))
-			base := fmt.Sprintf("10.24%d.%d", n.Int64()%6, n.Int64())
-			p, err := nf.NewVirtualNetworksClient().BeginCreateOrUpdate(ctx, rg, name, armnetwork.VirtualNetwork{Location: to.Ptr("westeurope"),
-				Properties: &armnetwork.VirtualNetworkPropertiesFormat{
-					AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(base + ".0/24")}},
-					Subnets:      subnets(base)}}, nil)
-			if (respCode(err) == "SubnetRangeInUseOnHost" || respCode(err) == "NetcfgSubnetRangesOverlap") && i < 20 {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := p.PollUntilDone(ctx, poll)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.VirtualNetwork
-		}
-	}
-	va := mkVNet("vnet-a", func(base string) []*armnetwork.Subnet {
+	va := createVNet(ctx, t, nf.NewVirtualNetworksClient(), rg, "vnet-a", "westeurope", 240, 245, func(base string) []*armnetwork.Subnet {
 		return []*armnetwork.Subnet{{Name: to.Ptr("endpoints"), Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: to.Ptr(base + ".0/25")}},
-			delegated("aci", base+".128/25")}
+			aciSubnet("aci", base+".128/25")}
 	})
-	vb := mkVNet("vnet-b", func(base string) []*armnetwork.Subnet { return []*armnetwork.Subnet{delegated("aci", base+".0/24")} })
+	vb := createVNet(ctx, t, nf.NewVirtualNetworksClient(), rg, "vnet-b", "westeurope", 240, 245, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("aci", base+".0/24")}
+	})
 
 	// The private endpoint on A's endpoint subnet; public access off.
 	pp, err := nf.NewPrivateEndpointsClient().BeginCreateOrUpdate(ctx, rg, "registry-pe", armnetwork.PrivateEndpoint{Location: to.Ptr("westeurope"),
@@ -216,13 +173,7 @@ func TestPrivateRegistryNetworks(t *testing.T) {
 
 	// importImage: into the closed registry works (its own work); out of
 	// it as a trusted service while the bypass allows, not with None.
-	sp, err := regs.BeginCreate(ctx, rg, "otherreg1", acr.Registry{Location: to.Ptr("westeurope"), SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)}}, nil)
-	if err == nil {
-		_, err = sp.PollUntilDone(ctx, poll)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	createRegistry(ctx, t, regs, rg, "otherreg1", acr.Registry{Location: to.Ptr("westeurope"), SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)}})
 	if err := importInto("privatereg1", b.env["BERTH_REGISTRY"], "private/app:v1"); err != nil {
 		t.Fatalf("import into the closed registry: %v", err)
 	}

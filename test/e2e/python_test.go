@@ -113,6 +113,17 @@ func requirePythonAzure(t *testing.T) {
 	t.Logf("%s: %s", debianPython, strings.TrimSpace(string(out)))
 }
 
+// pythonCommand runs debianPython with args, in this process's environment
+// and berth's (what `berth env` prints).
+func pythonCommand(ctx context.Context, b *berth, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, debianPython, args...)
+	cmd.Env = os.Environ()
+	for k, v := range b.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
 // denyProxy is an HTTP(S) proxy that refuses and records every request: the
 // Python program gets it as HTTPS_PROXY, so any call it tried to make
 // anywhere but berth (instance discovery, telemetry) shows up here.

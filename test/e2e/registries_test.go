@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
@@ -29,25 +26,13 @@ func TestRegistriesThroughARM(t *testing.T) {
 	b := startBerth(t)
 	s := newSDK(t, b)
 	ctx := ctxT(t, 10*time.Minute)
-	cfg := cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: b.env["BERTH_ENDPOINT"]}}}
-	regs, err := acr.NewRegistriesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	regs := s.registries(t).NewRegistriesClient()
 	poll := &runtime.PollUntilDoneOptions{Frequency: time.Second}
 	if _, err := s.groups.CreateOrUpdate(ctx, "rg-acr", armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	p, err := regs.BeginCreate(ctx, "rg-acr", "teamregistry", acr.Registry{Location: to.Ptr("westeurope"),
-		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := p.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createRegistry(ctx, t, regs, "rg-acr", "teamregistry", acr.Registry{Location: to.Ptr("westeurope"),
+		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true)}})
 	login := *created.Properties.LoginServer
 	if login == b.env["BERTH_REGISTRY"] {
 		t.Fatalf("new registry shares the default login server %s", login)
@@ -55,17 +40,7 @@ func TestRegistriesThroughARM(t *testing.T) {
 
 	// Import from the default registry into the new one.
 	image := pushTestImage(t, b, "apps/web:v1")
-	ip, err := regs.BeginImportImage(ctx, "rg-acr", "teamregistry", acr.ImportImageParameters{
-		Source: &acr.ImportSource{RegistryURI: to.Ptr(b.env["BERTH_REGISTRY"]), SourceImage: to.Ptr("apps/web:v1"),
-			Credentials: &acr.ImportSourceCredentials{Username: to.Ptr(b.env["AZURE_CLIENT_ID"]), Password: to.Ptr(b.env["AZURE_CLIENT_SECRET"])}},
-		TargetTags: []*string{to.Ptr("imported/web:v1")},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ip.PollUntilDone(ctx, poll); err != nil {
-		t.Fatalf("import: %v", err)
-	}
+	importFromDefault(ctx, t, b, regs, "rg-acr", "teamregistry", "apps/web:v1", "imported/web:v1")
 	_ = image
 	creds, err := regs.ListCredentials(ctx, "rg-acr", "teamregistry", nil)
 	if err != nil {
@@ -127,7 +102,7 @@ func TestRegistriesThroughARM(t *testing.T) {
 	b.stop()
 	b.start()
 	s = newSDK(t, b)
-	regs, _ = acr.NewRegistriesClient(b.env["AZURE_SUBSCRIPTION_ID"], s.cred, &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg, Transport: b.client}})
+	regs = s.registries(t).NewRegistriesClient()
 	again, err := regs.Get(ctx, "rg-acr", "teamregistry", nil)
 	if err != nil || *again.Properties.LoginServer != login {
 		t.Fatalf("after restart: %v", err)

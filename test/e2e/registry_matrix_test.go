@@ -39,20 +39,10 @@ func TestRegistryAuthorizationMatrix(t *testing.T) {
 	if _, err := s.groups.CreateOrUpdate(ctx, rg, armresources.ResourceGroup{Location: to.Ptr("westeurope")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	af, err := acr.NewClientFactory(s.sub, s.cred, s.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	af := s.registries(t)
 	regs := af.NewRegistriesClient()
-	cp, err := regs.BeginCreate(ctx, rg, "matrixreg", acr.Registry{Location: to.Ptr("westeurope"), SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)},
-		Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true), AnonymousPullEnabled: to.Ptr(true)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := cp.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := createRegistry(ctx, t, regs, rg, "matrixreg", acr.Registry{Location: to.Ptr("westeurope"), SKU: &acr.SKU{Name: to.Ptr(acr.SKUNameStandard)},
+		Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(true), AnonymousPullEnabled: to.Ptr(true)}})
 	login := *reg.Properties.LoginServer
 	creds, err := regs.ListCredentials(ctx, rg, "matrixreg", nil)
 	if err != nil {

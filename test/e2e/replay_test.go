@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	armnetwork "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
@@ -160,31 +157,10 @@ func (r *replayer) resourceGroup(t *testing.T, name string) {
 // returns the subnet's id.
 func (r *replayer) delegatedSubnet(t *testing.T, rg, vnet, subnet string) string {
 	t.Helper()
-	ctx := ctxT(t, 2*time.Minute)
-	for i := 0; ; i++ {
-		n, _ := rand.Int(rand.Reader, big.NewInt(200))
-		prefix := fmt.Sprintf("10.25%d.%d.0/24", n.Int64()%6, n.Int64())
-		p, err := r.net.NewVirtualNetworksClient().BeginCreateOrUpdate(ctx, rg, vnet, armnetwork.VirtualNetwork{Location: to.Ptr("westeurope"),
-			Properties: &armnetwork.VirtualNetworkPropertiesFormat{
-				AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(prefix)}},
-				Subnets: []*armnetwork.Subnet{{Name: to.Ptr(subnet), Properties: &armnetwork.SubnetPropertiesFormat{
-					AddressPrefix: to.Ptr(prefix),
-					Delegations: []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
-						ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}},
-				}}},
-			}}, nil)
-		if c := respCode(err); (c == "SubnetRangeInUseOnHost" || c == "NetcfgSubnetRangesOverlap") && i < 20 {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("virtual network %s: %v", vnet, err)
-		}
-		res, err := p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatalf("virtual network %s: %v", vnet, err)
-		}
-		return *res.Properties.Subnets[0].ID
-	}
+	v := createVNet(ctxT(t, 2*time.Minute), t, r.net.NewVirtualNetworksClient(), rg, vnet, "westeurope", 250, 255, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet(subnet, base+".0/24")}
+	})
+	return *v.Properties.Subnets[0].ID
 }
 
 // networkProfile creates, through armnetwork, network profile name in rg

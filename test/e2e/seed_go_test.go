@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,10 +44,7 @@ func TestSeedPrivateRegistryWithGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	nf := s.network(t)
-	af, err := acr.NewClientFactory(s.sub, s.cred, s.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	af := s.registries(t)
 	mf, err := armmsi.NewClientFactory(s.sub, s.cred, s.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -74,34 +69,13 @@ func TestSeedPrivateRegistryWithGo(t *testing.T) {
 
 	// Networks: A with a delegated subnet and one for the endpoint, B
 	// delegated only.
-	delegation := []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
-		ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}}
-	vnet := func(name string, subnets func(base string) []*armnetwork.Subnet) armnetwork.VirtualNetwork {
-		for i := 0; ; i++ {
-			base := fmt.Sprintf("10.%d.%d", 240+rand.IntN(10), rand.IntN(250))
-			p, err := nf.NewVirtualNetworksClient().BeginCreateOrUpdate(ctx, rg, name, armnetwork.VirtualNetwork{Location: to.Ptr(loc),
-				Properties: &armnetwork.VirtualNetworkPropertiesFormat{
-					AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(base + ".0/24")}}, Subnets: subnets(base)}}, nil)
-			if (respCode(err) == "SubnetRangeInUseOnHost" || respCode(err) == "NetcfgSubnetRangesOverlap") && i < 20 {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := p.PollUntilDone(ctx, poll)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r.VirtualNetwork
-		}
-	}
-	va := vnet("seed-a", func(base string) []*armnetwork.Subnet {
-		return []*armnetwork.Subnet{
-			{Name: to.Ptr("aci"), Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: to.Ptr(base + ".0/25"), Delegations: delegation}},
+	vnets := nf.NewVirtualNetworksClient()
+	va := createVNet(ctx, t, vnets, rg, "seed-a", loc, 240, 249, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("aci", base+".0/25"),
 			{Name: to.Ptr("endpoints"), Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: to.Ptr(base + ".128/25")}}}
 	})
-	vb := vnet("seed-b", func(base string) []*armnetwork.Subnet {
-		return []*armnetwork.Subnet{{Name: to.Ptr("aci"), Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: to.Ptr(base + ".0/24"), Delegations: delegation}}}
+	vb := createVNet(ctx, t, vnets, rg, "seed-b", loc, 240, 249, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("aci", base+".0/24")}
 	})
 
 	// The identity, and the Premium registry with the admin user off.
@@ -109,15 +83,8 @@ func TestSeedPrivateRegistryWithGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := af.NewRegistriesClient().BeginCreate(ctx, rg, "seedgoacr", acr.Registry{Location: to.Ptr(loc),
-		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(false)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := cp.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := createRegistry(ctx, t, af.NewRegistriesClient(), rg, "seedgoacr", acr.Registry{Location: to.Ptr(loc),
+		SKU: &acr.SKU{Name: to.Ptr(acr.SKUNamePremium)}, Properties: &acr.RegistryProperties{AdminUserEnabled: to.Ptr(false)}})
 	login := *reg.Properties.LoginServer
 
 	// The pusher: its own principal, AcrPush on the registry only.

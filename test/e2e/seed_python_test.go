@@ -44,9 +44,7 @@ type seedResult struct {
 // the metadata endpoint. Without the role, or from another virtual network,
 // the pull fails, and the other network cannot reach the registry at all.
 func TestSeedPrivateRegistryWithPython(t *testing.T) {
-	if _, err := os.Stat(debianPython); err != nil {
-		t.Fatal("needs Debian's python3 with python3-azure (apt-get install python3-azure), as make test installs")
-	}
+	requirePythonAzure(t)
 	b := startBerth(t)
 	ctx := ctxT(t, 10*time.Minute)
 
@@ -67,11 +65,7 @@ func TestSeedPrivateRegistryWithPython(t *testing.T) {
 	}
 	python := func(args ...string) []byte {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, debianPython, append([]string{"testdata/python/private_registry_seed.py"}, args...)...)
-		cmd.Env = os.Environ()
-		for k, v := range b.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
+		cmd := pythonCommand(ctx, b, append([]string{"testdata/python/private_registry_seed.py"}, args...)...)
 		cmd.Env = append(cmd.Env, "PUSHER_OBJECT_ID="+pusherOID, "BERTH_CA_PEM="+string(ca),
 			"OPEN_IMAGE="+pushTestImage(t, b, "seed/open:v1"))
 		var stderr strings.Builder
@@ -89,11 +83,7 @@ func TestSeedPrivateRegistryWithPython(t *testing.T) {
 	for i := 0; ; i++ {
 		a, c := 240+rand.IntN(10), 2*rand.IntN(120)
 		main, other := fmt.Sprintf("10.%d.%d.0/23", a, c), fmt.Sprintf("10.%d.%d.0/24", a, c+2)
-		cmd := exec.CommandContext(ctx, debianPython, "testdata/python/private_registry_seed.py", "setup", main, other)
-		cmd.Env = os.Environ()
-		for k, v := range b.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
+		cmd := pythonCommand(ctx, b, "testdata/python/private_registry_seed.py", "setup", main, other)
 		cmd.Env = append(cmd.Env, "PUSHER_OBJECT_ID="+pusherOID)
 		out, err := cmd.CombinedOutput()
 		if err != nil && strings.Contains(string(out), "SubnetRangeInUseOnHost") && i < 5 {

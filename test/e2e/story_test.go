@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	aci "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	acr "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerregistry/armcontainerregistry/v3"
 	armnetwork "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -41,6 +42,16 @@ type sdk struct {
 func (s *sdk) network(t *testing.T) *armnetwork.ClientFactory {
 	t.Helper()
 	f, err := armnetwork.NewClientFactory(s.sub, s.cred, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// registries returns armcontainerregistry's clients, wired like the others.
+func (s *sdk) registries(t *testing.T) *acr.ClientFactory {
+	t.Helper()
+	f, err := acr.NewClientFactory(s.sub, s.cred, s.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"crypto/rand"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -36,39 +34,13 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll := &runtime.PollUntilDoneOptions{Frequency: 100 * time.Millisecond}
-	delegated := func(name, prefix string) *armnetwork.Subnet {
-		return &armnetwork.Subnet{Name: to.Ptr(name), Properties: &armnetwork.SubnetPropertiesFormat{
-			AddressPrefix: to.Ptr(prefix),
-			Delegations: []*armnetwork.Delegation{{Name: to.Ptr("aci"), Properties: &armnetwork.ServiceDelegationPropertiesFormat{
-				ServiceName: to.Ptr("Microsoft.ContainerInstance/containerGroups")}}},
-		}}
-	}
 	// Two virtual networks in free /24s: A with subnets a1 and a2, B with b1.
-	mkVNet := func(name string, subnets func(base string) []*armnetwork.Subnet) armnetwork.VirtualNetwork {
-		for i := 0; ; i++ {
-			n, _ := rand.Int(rand.Reader, big.NewInt(200))
-			base := fmt.Sprintf("10.25%d.%d", n.Int64()%6, n.Int64())
-			p, err := vnets.BeginCreateOrUpdate(ctx, "vnets", name, armnetwork.VirtualNetwork{Location: to.Ptr("westeurope"),
-				Properties: &armnetwork.VirtualNetworkPropertiesFormat{
-					AddressSpace: &armnetwork.AddressSpace{AddressPrefixes: []*string{to.Ptr(base + ".0/24")}},
-					Subnets:      subnets(base)}}, nil)
-			if (respCode(err) == "SubnetRangeInUseOnHost" || respCode(err) == "NetcfgSubnetRangesOverlap") && i < 20 {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := p.PollUntilDone(ctx, poll)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.VirtualNetwork
-		}
-	}
-	va := mkVNet("vnet-a", func(base string) []*armnetwork.Subnet {
-		return []*armnetwork.Subnet{delegated("a1", base+".0/25"), delegated("a2", base+".128/25")}
+	va := createVNet(ctx, t, vnets, "vnets", "vnet-a", "westeurope", 250, 255, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("a1", base+".0/25"), aciSubnet("a2", base+".128/25")}
 	})
-	vb := mkVNet("vnet-b", func(base string) []*armnetwork.Subnet { return []*armnetwork.Subnet{delegated("b1", base+".0/24")} })
+	vb := createVNet(ctx, t, vnets, "vnets", "vnet-b", "westeurope", 250, 255, func(base string) []*armnetwork.Subnet {
+		return []*armnetwork.Subnet{aciSubnet("b1", base+".0/24")}
+	})
 	subnetID := func(v armnetwork.VirtualNetwork, i int) string { return *v.Properties.Subnets[i].ID }
 
 	req := &aci.ResourceRequirements{Requests: &aci.ResourceRequests{CPU: to.Ptr(0.25), MemoryInGB: to.Ptr(0.25)}}
