@@ -299,3 +299,30 @@ func TestLegacyTail(t *testing.T) {
 		t.Errorf("tail 2 = %q", got)
 	}
 }
+
+// TestTailAcrossSplitLine tails a log whose last rotation split a long line
+// between the rotated file and the current one: the line counts once.
+func TestTailAcrossSplitLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	const ts = "2026-12-01T10:00:00.000000000Z"
+	rotated := ts + " stdout F a\n" + ts + " stdout F b\n" + ts + " stdout P xxx\n"
+	current := ts + " stdout P yyy\n" + ts + " stdout F zzz\n" + ts + " stdout F c\n"
+	if err := os.WriteFile(Rotated(path), []byte(rotated), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(current), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := Source{File: path}
+	for n, want := range map[int]string{
+		1: "c\n",
+		2: "xxxyyyzzz\nc\n",
+		3: "b\nxxxyyyzzz\nc\n",
+		4: "a\nb\nxxxyyyzzz\nc\n",
+		9: "a\nb\nxxxyyyzzz\nc\n",
+	} {
+		if got := read(t, src, Options{Tail: n}); got != want {
+			t.Errorf("tail %d = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -111,19 +111,24 @@ func (s *stream) run() error {
 	}
 
 	if s.opts.Tail > 0 {
-		total := 0
+		// The files are one stream: a line the rotation split between
+		// two files is one line, counted once.
+		total, open := 0, false
 		for i, f := range files {
 			if f == nil {
 				continue
 			}
-			n, err := countLines(f, segs[i].plain)
+			n, o, err := countLines(f, segs[i].plain, open)
 			if err != nil {
 				return err
 			}
-			total += n
+			total, open = total+n, o
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return err
 			}
+		}
+		if open {
+			total++
 		}
 		s.skip = max(total-s.opts.Tail, 0)
 	}
@@ -283,23 +288,22 @@ func (s *stream) emit(line []byte, complete, plain bool) error {
 	return err
 }
 
-// countLines counts the logical lines of a file.
-func countLines(f *os.File, plain bool) (int, error) {
+// countLines counts the logical lines a file ends, given whether the file
+// before it left a line open, and reports whether this one leaves a line
+// open in turn.
+func countLines(f *os.File, plain, open bool) (int, bool, error) {
 	lf := newLineFile(f)
-	n, open := 0, false
+	n := 0
 	for {
 		line, complete, err := lf.next()
 		if err == io.EOF {
 			if len(lf.rest()) > 0 {
 				open = true
 			}
-			if open {
-				n++
-			}
-			return n, nil
+			return n, open, nil
 		}
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		partial := !complete || (!plain && parseRecord(line).partial)
 		if partial {
