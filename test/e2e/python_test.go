@@ -511,19 +511,6 @@ func checkPythonRequests(t *testing.T, b *berth, reqs []pyRequest) {
 	}
 }
 
-// waitEnv is getEnv retried for a bounded while: Running says the process
-// started, not that it listens yet.
-func waitEnv(t *testing.T, ip string) (map[string]string, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		env, err := getEnv(t, ip)
-		if err == nil || time.Now().After(deadline) {
-			return env, err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

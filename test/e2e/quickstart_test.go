@@ -30,7 +30,7 @@ func TestQuickstartFromEnv(t *testing.T) {
 	if m == nil {
 		t.Fatalf("quickstart printed %s", out)
 	}
-	env, err := getEnv(t, string(m[1]))
+	env, err := waitEnv(t, string(m[1]))
 	if err != nil || env["GREETING"] != "hello" {
 		t.Fatalf("the quickstart's container: %v %v", env, err)
 	}

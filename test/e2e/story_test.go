@@ -163,6 +163,19 @@ func getEnv(t *testing.T, ip string) (map[string]string, error) {
 	return env, nil
 }
 
+// waitEnv is getEnv retried for a bounded while: Running says the process
+// started, not that it listens yet.
+func waitEnv(t *testing.T, ip string) (map[string]string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		env, err := getEnv(t, ip)
+		if err == nil || time.Now().After(deadline) {
+			return env, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func respCode(err error) string {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
@@ -218,7 +231,7 @@ func TestUserStory(t *testing.T) {
 		t.Fatalf("no ipAddress.ip: %+v", p.IPAddress)
 	}
 	ip := *p.IPAddress.IP
-	env, err := getEnv(t, ip)
+	env, err := waitEnv(t, ip)
 	if err != nil {
 		t.Fatalf("HTTP to the group: %v", err)
 	}

@@ -72,7 +72,7 @@ func TestGroupsInVirtualNetworks(t *testing.T) {
 	if !a1.Contains(addr) || addr.As4()[3] < 4 {
 		t.Fatalf("address %s: want one from %s, from .4 on", ip, a1)
 	}
-	if _, err := getEnv(t, ip); err != nil {
+	if _, err := waitEnv(t, ip); err != nil {
 		t.Fatalf("the host cannot reach %s: %v", ip, err)
 	}
 

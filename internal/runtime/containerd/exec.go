@@ -131,10 +131,14 @@ func (r *Runtime) startProcess(ctx, wctx context.Context, task client.Task, base
 		pspec.ConsoleSize = &specs.Box{Width: uint(o.cols), Height: uint(o.rows)}
 	}
 	// The shim keeps the stdin FIFO open itself; at the end of stdin it is
-	// told to close it (CloseIO), so that the process reads EOF.
-	var stdin io.Reader
+	// told to close it (CloseIO), so that the process reads EOF. Not so on a
+	// terminal: there the shim answers CloseIO by closing the terminal, which
+	// hangs up the process (SIGHUP) whether or not it has finished, and a
+	// terminal has no end of input anyway (^D is a byte); the process ends
+	// by itself or is killed when its session closes.
+	var stdin io.Reader = o.stdin
 	var eof *stdinEOF
-	if o.stdin != nil {
+	if o.stdin != nil && !o.tty {
 		eof = &stdinEOF{r: o.stdin, started: make(chan client.Process, 1)}
 		stdin = eof
 	}

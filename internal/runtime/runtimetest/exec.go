@@ -102,6 +102,13 @@ func testExecTTY(t *testing.T, e Env) {
 	if code != 0 || strings.TrimSpace(out) != "30 100" {
 		t.Errorf("stty size in a 100x30 terminal: output %q, exit code %d", out, code)
 	}
+	// A terminal has no end of input: the input ending (here at once) does
+	// not hang up a process that is still running.
+	out, code = Exec(t, e.Runtime, spec.ID, "main",
+		runtime.ExecOptions{Command: []string{"sh", "-c", "sleep 1; stty size"}, TTY: true, Cols: 100, Rows: 30}, "")
+	if code != 0 || strings.TrimSpace(out) != "30 100" {
+		t.Errorf("sleep 1; stty size in a terminal whose input ended: output %q, exit code %d", out, code)
+	}
 }
 
 func testExecNotRunning(t *testing.T, e Env) {
