@@ -9,7 +9,10 @@
 //     layer) from berth's registry: berth vs `ctr image pull` + `ctr run -d`
 //     of another image of the same size (-pulls runs each).
 //
-//     go run ./bench/startup [-n 50] [-pulls 3] [-pull-mib 100]
+//     go run ./bench/startup [-n 50] [-pulls 3] [-pull-mib 100] [-rev REV]
+//
+// -rev measures the berth built from a git revision instead of the working
+// tree (to compare a change with what came before it).
 //
 // Needs root (it starts berth, which starts containerd).
 package main
@@ -41,8 +44,9 @@ func main() {
 	n := flag.Int("n", 50, "runs per side, cached image")
 	pulls := flag.Int("pulls", 3, "runs per side, never-pulled image")
 	pullMiB := flag.Int("pull-mib", 100, "size of the random layer of the never-pulled images")
+	rev := flag.String("rev", "", "git revision of berth to measure (default: the working tree)")
 	flag.Parse()
-	if err := run(*n, *pulls, *pullMiB); err != nil {
+	if err := run(*n, *pulls, *pullMiB, *rev); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
 		os.Exit(1)
 	}
@@ -50,8 +54,8 @@ func main() {
 
 type env map[string]string
 
-func run(n, pulls, pullMiB int) error {
-	b, err := berthrun.Start("berth-bench-", "--bridge", "berthbench", "--subnet", "10.219.0.0/24")
+func run(n, pulls, pullMiB int, rev string) error {
+	b, err := berthrun.StartRev("berth-bench-", rev, "--bridge", "berthbench", "--subnet", "10.219.0.0/24")
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/containerd/containerd/v2/client"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -254,6 +255,22 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 		}
 	}()
 
+	// The sandbox (network namespace, address, hosts file) is made while
+	// the images are resolved and, for a group without init containers, its
+	// containers created: none of that needs the sandbox, only the tasks
+	// started below do. It has ended before anything returns (the clean-up
+	// above runs after it).
+	sandbox := make(chan error, 1)
+	go func() { sandbox <- r.setupSandbox(ctx, rec) }()
+	sandboxErr, sandboxDone := error(nil), false
+	waitSandbox := func() error {
+		if !sandboxDone {
+			sandboxErr, sandboxDone = <-sandbox, true
+		}
+		return sandboxErr
+	}
+	defer waitSandbox()
+
 	images, err := r.pullImages(ctx, spec)
 	if err != nil {
 		return runtime.GroupStatus{}, err
@@ -261,7 +278,23 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	if err := r.prepareVolumes(ctx, spec, volumesCreate); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	if err := r.setupSandbox(ctx, rec); err != nil {
+	conts := make([]client.Container, len(spec.Containers))
+	create := func() error {
+		for i, c := range spec.Containers {
+			cont, err := r.createContainer(ctx, rec, spec, c, images[c.Name], false)
+			if err != nil {
+				return fmt.Errorf("group %q: container %q: %w", spec.ID, c.Name, err)
+			}
+			conts[i] = cont
+		}
+		return nil
+	}
+	if len(spec.InitContainers) == 0 {
+		if err := create(); err != nil {
+			return runtime.GroupStatus{}, err
+		}
+	}
+	if err := waitSandbox(); err != nil {
 		return runtime.GroupStatus{}, fmt.Errorf("group %q: sandbox: %w", spec.ID, err)
 	}
 	if err := r.writeResolvConf(spec, rec); err != nil {
@@ -274,12 +307,13 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	if err := r.initDone(rec); err != nil {
 		return runtime.GroupStatus{}, err
 	}
-	for _, c := range spec.Containers {
-		cont, err := r.createContainer(ctx, rec, spec, c, images[c.Name], false)
-		if err != nil {
-			return runtime.GroupStatus{}, fmt.Errorf("group %q: container %q: %w", spec.ID, c.Name, err)
+	if len(spec.InitContainers) > 0 {
+		if err := create(); err != nil {
+			return runtime.GroupStatus{}, err
 		}
-		if err := r.startTask(ctx, spec.ID, c.Name, cont, 0); err != nil {
+	}
+	for i, c := range spec.Containers {
+		if err := r.startTask(ctx, spec.ID, c.Name, conts[i], 0); err != nil {
 			return runtime.GroupStatus{}, fmt.Errorf("group %q: container %q: %w", spec.ID, c.Name, err)
 		}
 	}

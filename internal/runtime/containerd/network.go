@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // network attaches groups' namespaces to berth's bridge with CNI: the bridge
@@ -89,7 +91,10 @@ func newNetworkRange(pluginDir, dataDir, bridge string, subnet netip.Prefix, ran
 	if err != nil {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, filepath.Join(dataDir, "cache"), nil)
+	// The exec is given, not left to libcni to make on first use: that
+	// lazy assignment races when two groups are attached at once.
+	runner := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, filepath.Join(dataDir, "cache"), runner)
 	return &network{cni: cni, list: list, bridge: bridge, prefix: subnet}, nil
 }
 
