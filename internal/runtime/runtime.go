@@ -329,7 +329,8 @@ type ExecOptions struct {
 // ExecSession is a process started by Exec. Its output (stdout and stderr
 // merged) is read from Output until EOF, which comes when the process ends.
 type ExecSession interface {
-	// Stdin feeds the process; Close it to send EOF.
+	// Stdin feeds the process; Close it to send EOF (not on a terminal,
+	// which has no end of input: there ^D is written, as a user types it).
 	Stdin() io.WriteCloser
 	Output() io.Reader
 	// Resize changes the terminal size (TTY sessions).

@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,10 +43,12 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, opts runtime.ExecOp
 	outR, outW := io.Pipe()
 	s := &session{cancel: cancel, stdin: inW, out: outR, done: make(chan struct{}), cols: opts.Cols, rows: opts.Rows}
 	var out io.Writer = outW
+	var in io.Reader = inR
 	if opts.TTY {
 		out = crlf{outW}
+		in = &ttyInput{r: inR, ctx: ctx}
 	}
-	p := &proc{ctx: ctx, stdin: inR, out: out, log: &c.logs, tty: opts.TTY, cols: &s.cols, rows: &s.rows, mu: &s.mu}
+	p := &proc{ctx: ctx, stdin: in, out: out, log: &c.logs, tty: opts.TTY, cols: &s.cols, rows: &s.rows, mu: &s.mu}
 	go func() {
 		defer close(s.done)
 		s.code = p.run(opts.Command)
@@ -224,4 +227,31 @@ func (s *session) Close() error {
 	s.out.Close()
 	<-s.done
 	return nil
+}
+
+// ttyInput is a terminal's input as a process reads it: ^D ends it, and the
+// writer closing does not (a terminal has no end of input; the process
+// waits until its session ends).
+type ttyInput struct {
+	r   io.Reader
+	ctx context.Context
+	eot bool
+}
+
+func (t *ttyInput) Read(p []byte) (int, error) {
+	if t.eot {
+		return 0, io.EOF
+	}
+	n, err := t.r.Read(p)
+	if i := bytes.IndexByte(p[:n], 4); i >= 0 {
+		t.eot = true
+		if i == 0 {
+			return 0, io.EOF
+		}
+		return i, nil
+	}
+	if err == io.EOF {
+		<-t.ctx.Done()
+	}
+	return n, err
 }

@@ -109,6 +109,12 @@ func testExecTTY(t *testing.T, e Env) {
 	if code != 0 || strings.TrimSpace(out) != "30 100" {
 		t.Errorf("sleep 1; stty size in a terminal whose input ended: output %q, exit code %d", out, code)
 	}
+	// ^D ends a terminal's input, as a user types it.
+	out, code = Exec(t, e.Runtime, spec.ID, "main",
+		runtime.ExecOptions{Command: []string{"cat"}, TTY: true, Cols: 100, Rows: 30}, "hello\n\x04")
+	if code != 0 || !strings.Contains(out, "hello") {
+		t.Errorf("cat in a terminal, then ^D: output %q, exit code %d", out, code)
+	}
 }
 
 func testExecNotRunning(t *testing.T, e Env) {
