@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berth-dev/berth/bench/internal/berthrun"
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -58,8 +58,8 @@ func run(base string, conc int, dur time.Duration, rounds int) error {
 			s.b.Stop()
 			s.b.Remove()
 		}
-		exec.Command("ip", "link", "del", "berthaz0").Run()
-		exec.Command("ip", "link", "del", "berthaz1").Run()
+		hostnet.RemoveBridge("berthaz0")
+		hostnet.RemoveBridge("berthaz1")
 	}()
 	for i, rev := range []string{base, ""} {
 		name := "current"

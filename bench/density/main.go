@@ -55,6 +55,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berth-dev/berth/bench/internal/berthrun"
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -120,7 +121,7 @@ func run(n, clients, floor int, subnet, bridge string) error {
 	b, err := berthrun.Start("berth-density-", "--bridge", bridge, "--subnet", subnet,
 		"--quota-container-groups", strconv.Itoa(n+10), "--quota-cores", strconv.Itoa(n+10))
 	if err != nil {
-		exec.Command("ip", "link", "del", bridge).Run()
+		hostnet.RemoveBridge(bridge)
 		return err
 	}
 	defer b.Remove()
@@ -348,13 +349,8 @@ func cleanup(ap **api, srv *exec.Cmd, data, sock, bridge, logPath string) {
 		bridges = append(bridges, strings.TrimSuffix(filepath.Base(s), ".json"))
 	}
 	for _, b := range bridges {
-		exec.Command("ip", "link", "del", b).Run()
+		hostnet.RemoveBridge(b) // the default bridge's chains with it
 	}
-	chain := "BERTH-" + bridge
-	for exec.Command("iptables", "-w", "-D", "FORWARD", "-j", chain).Run() == nil {
-	}
-	exec.Command("iptables", "-w", "-F", chain).Run()
-	exec.Command("iptables", "-w", "-X", chain).Run()
 	if b, err := os.ReadFile(logPath); err == nil {
 		kept := filepath.Join(os.TempDir(), "berth-density-last.log")
 		if os.WriteFile(kept, b, 0o600) == nil {

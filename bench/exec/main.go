@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berth-dev/berth/bench/internal/berthrun"
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -63,7 +64,7 @@ func run(n int) error {
 		}
 		b.Stop()
 		b.Remove()
-		exec.Command("ip", "link", "del", "berthbx").Run()
+		hostnet.RemoveBridge("berthbx")
 	}()
 	// A client as az's would be: a new TLS connection for the websocket,
 	// keep-alive for ARM.

@@ -100,6 +100,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 )
 
 const (
@@ -242,7 +244,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	cleanups = append(cleanups, func() {
 		bsrv.stop()
-		_ = exec.Command("ip", "link", "del", bridge).Run()
+		hostnet.RemoveBridge(bridge)
 	})
 	defer func() {
 		if err != nil {

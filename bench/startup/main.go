@@ -37,6 +37,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/bench/internal/berthrun"
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 	"github.com/berth-dev/berth/internal/testutil/testimage"
 )
 
@@ -62,7 +63,7 @@ func run(n, pulls, pullMiB int, rev string) error {
 	defer func() {
 		b.Stop()
 		b.Remove()
-		exec.Command("ip", "link", "del", "berthbench").Run()
+		hostnet.RemoveBridge("berthbench")
 	}()
 	data, e := b.Data, env(b.Env)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: b.Transport(8, true)}

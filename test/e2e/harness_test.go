@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil/hostnet"
 )
 
 func TestMain(m *testing.M) {
@@ -103,17 +105,7 @@ func startBerth(t *testing.T) *berth {
 			b.deleteAllResourceGroups()
 		}
 		b.stop()
-		_ = exec.Command("ip", "link", "del", b.bridge).Run()
-		// berth's chains outlive it too (they keep guarding running
-		// groups); they go with the bridge.
-		for _, table := range []string{"filter", "nat"} {
-			from := map[string]string{"filter": "FORWARD", "nat": "PREROUTING"}[table]
-			chain := "BERTH-" + b.bridge
-			for exec.Command("iptables", "-w", "-t", table, "-D", from, "-j", chain).Run() == nil {
-			}
-			_ = exec.Command("iptables", "-w", "-t", table, "-F", chain).Run()
-			_ = exec.Command("iptables", "-w", "-t", table, "-X", chain).Run()
-		}
+		hostnet.RemoveBridge(b.bridge)
 	})
 	return b
 }
