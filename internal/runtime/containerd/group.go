@@ -262,13 +262,7 @@ func (r *Runtime) CreateGroup(ctx context.Context, spec runtime.GroupSpec) (_ ru
 	// above runs after it).
 	sandbox := make(chan error, 1)
 	go func() { sandbox <- r.setupSandbox(ctx, rec) }()
-	sandboxErr, sandboxDone := error(nil), false
-	waitSandbox := func() error {
-		if !sandboxDone {
-			sandboxErr, sandboxDone = <-sandbox, true
-		}
-		return sandboxErr
-	}
+	waitSandbox := sync.OnceValue(func() error { return <-sandbox })
 	defer waitSandbox()
 
 	images, err := r.pullImages(ctx, spec)
